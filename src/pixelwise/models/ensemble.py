@@ -1,0 +1,57 @@
+"""EDeconvNet: the ensemble of DeconvNet and FCN-8s."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pixelwise.convention import CAFFE_BGR
+from pixelwise.models.deconvnet import DeconvNet
+from pixelwise.models.fcn import FCN
+
+ENSEMBLE_MODES = ("mean", "product")
+
+
+def combine_scores(fcn_logits: torch.Tensor, deconv_logits: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """Combine two ``(N, C, H, W)`` score maps into ensemble scores whose softmax is the ensemble.
+
+    ``mean`` (the paper): log of the average of the two softmax probabilities.
+    ``product`` (the released code): DeconvNet scores times FCN-8s scores with negatives zeroed.
+    """
+    if mode == "mean":
+        probs = (fcn_logits.softmax(1) + deconv_logits.softmax(1)) / 2
+        return probs.clamp_min(1e-12).log()
+    if mode == "product":
+        return deconv_logits * fcn_logits.clamp_min(0)
+    raise ValueError(f"unknown ensemble mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
+
+
+class EDeconvNet(nn.Module):
+    """FCN-8s and DeconvNet run on the same input, their scores combined by :func:`combine_scores`.
+
+    ``forward(x)``: ``(N, 3, H, W)`` -> ``(N, C, H, W)`` ensemble scores. This whole-image forward
+    runs DeconvNet on the padded image; the proposal pipeline (``pixelwise.inference``) runs it on
+    object proposals as the paper does and combines with the same function.
+    """
+
+    def __init__(self, fcn: FCN, deconvnet: DeconvNet, *, mode: str = "mean") -> None:
+        super().__init__()
+        if fcn.num_classes != deconvnet.num_classes:
+            raise ValueError(
+                f"FCN has {fcn.num_classes} classes but DeconvNet has {deconvnet.num_classes}"
+            )
+        if mode not in ENSEMBLE_MODES:
+            raise ValueError(f"unknown ensemble mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
+        self.fcn = fcn
+        self.deconvnet = deconvnet
+        self.mode = mode
+        self.num_classes = fcn.num_classes
+        self.input_convention = CAFFE_BGR
+
+    def member_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(fcn_logits, deconvnet_logits)``, each ``(N, C, H, W)``."""
+        return self.fcn(x), self.deconvnet.forward_any_size(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(N, C, H, W)`` ensemble scores."""
+        return combine_scores(*self.member_logits(x), self.mode)
