@@ -1,0 +1,47 @@
+"""Device and precision choices shared by training, evaluation, inference and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from pixelwise.errors import PixelwiseError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Return the torch device for ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda[:i]``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PixelwiseError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PixelwiseError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def cpu_supports_bf16() -> bool:
+    """Return True when this CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """Return a context manager running the forward pass in ``precision`` on ``device``.
+
+    ``fp32`` is a no-op; ``bf16`` works on CPU and CUDA; ``fp16`` only on CUDA.
+    """
+    if precision not in PRECISIONS:
+        raise PixelwiseError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise PixelwiseError("fp16 needs CUDA; on CPU use --precision bf16")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
