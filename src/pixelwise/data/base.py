@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from pixelwise.data.palette import IGNORE_INDEX
 from pixelwise.errors import DataError
+
+
+@runtime_checkable
+class SegmentationSource(Protocol):
+    """What every pixelwise dataset provides (raw numpy samples, see :mod:`pixelwise.data`)."""
+
+    num_classes: int
+    class_names: list[str]
+    names: list[str]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict: ...
 
 
 def read_id_list(path: str | Path) -> list[str]:

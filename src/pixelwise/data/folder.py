@@ -62,7 +62,9 @@ def scan_folder(root: str | Path) -> FolderScan:
     image_dir, mask_dir = root / "images", root / "masks"
     for d in (image_dir, mask_dir):
         if not d.is_dir():
-            raise DataError(f"{d}: folder dataset directory not found (expected images/ and masks/)")
+            raise DataError(
+                f"{d}: folder dataset directory not found (expected images/ and masks/)"
+            )
     images, dup_i = _list_by_stem(image_dir, IMAGE_EXTENSIONS)
     masks, dup_m = _list_by_stem(mask_dir, MASK_EXTENSIONS)
     scan = FolderScan(duplicates=dup_i + dup_m)
@@ -87,7 +89,9 @@ def read_class_names(root: str | Path) -> list[str] | None:
     if not names:
         raise DataError(f"{path}: class list is empty")
     if len(names) > 255:
-        raise DataError(f"{path}: {len(names)} classes; at most 255 fit in a uint8 mask with 255 = ignore")
+        raise DataError(
+            f"{path}: {len(names)} classes; at most 255 fit in a uint8 mask with 255 = ignore"
+        )
     return names
 
 
@@ -184,7 +188,7 @@ class FolderDataset:
                 raise DataError(f"val_fraction must be in 0..1, got {val_fraction}")
             in_val = [hash_fraction(s) < val_fraction for s in stems]
             want_val = self.split == "val"
-            return [s for s, v in zip(stems, in_val) if v == want_val]
+            return [s for s, v in zip(stems, in_val, strict=False) if v == want_val]
         split_dir = self.root / "splits"
         avail = sorted(p.stem for p in split_dir.glob("*.txt")) if split_dir.is_dir() else []
         raise DataError(

@@ -57,7 +57,9 @@ def boxes_from_instances(instances: np.ndarray) -> np.ndarray:
     boxes = np.zeros((max(k, 0), 4), dtype=np.float32)
     if k <= 0:
         return boxes
-    for i, sl in enumerate(ndimage.find_objects(instances.astype(np.int32, copy=False), max_label=k)):
+    for i, sl in enumerate(
+        ndimage.find_objects(instances.astype(np.int32, copy=False), max_label=k)
+    ):
         if sl is not None:
             boxes[i] = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
     return boxes
@@ -120,8 +122,13 @@ def instances_from_ids(
     return inst, boxes_from_instances(inst), classes[old_ids - 1]
 
 
-def bucket_of_area(area: np.ndarray | float, image_area: int, *, small: float = SMALL_FRACTION,
-                   large: float = LARGE_FRACTION) -> np.ndarray:
+def bucket_of_area(
+    area: np.ndarray | float,
+    image_area: int,
+    *,
+    small: float = SMALL_FRACTION,
+    large: float = LARGE_FRACTION,
+) -> np.ndarray:
     """Return the bucket code (1 small, 2 medium, 3 large) of each area, as uint8 (same shape)."""
     frac = np.asarray(area, dtype=np.float64) / float(image_area)
     return np.where(frac < small, 1, np.where(frac >= large, 3, 2)).astype(np.uint8)

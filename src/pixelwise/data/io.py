@@ -49,7 +49,9 @@ def _open(path: PathLike, what: str) -> Image.Image:
         img = Image.open(path)
         img.load()
     except UnidentifiedImageError:
-        raise DataError(f"{path}: unreadable {what} (not an image file Pillow recognises)") from None
+        raise DataError(
+            f"{path}: unreadable {what} (not an image file Pillow recognises)"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
         raise DataError(f"{path}: unreadable {what} ({exc})") from None
     except Image.DecompressionBombError as exc:
@@ -95,7 +97,7 @@ def read_image(path: PathLike) -> np.ndarray:
         img = Image.alpha_composite(white, rgba).convert("RGB")
     elif mode != "RGB":
         img = img.convert("RGB")
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.array(img, dtype=np.uint8)  # a writable copy
     if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - defensive
         raise DataError(f"{path}: could not convert image of mode {mode} to RGB")
     return np.ascontiguousarray(arr)
@@ -120,10 +122,8 @@ def read_mask(path: PathLike) -> np.ndarray:
     img = _open(path, "mask")
     img = _upright(img, path, "mask")
     mode = img.mode
-    if mode in ("P", "L"):
-        return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
-    if mode == "1":
-        return np.asarray(img, dtype=np.uint8)
+    if mode in ("P", "L", "1"):
+        return np.array(img, dtype=np.uint8)  # a writable copy
     if mode == "PA":
         return np.ascontiguousarray(np.asarray(img)[:, :, 0].astype(np.uint8))
     if mode == "LA":
@@ -137,9 +137,15 @@ def read_mask(path: PathLike) -> np.ndarray:
         return arr.astype(np.uint8)
     if mode in ("RGB", "RGBA"):
         arr = np.asarray(img)[:, :, :3]
-        if np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(arr[:, :, 0], arr[:, :, 2]):
-            return np.ascontiguousarray(arr[:, :, 0])
-        packed = (arr[:, :, 0].astype(np.int64) << 16) | (arr[:, :, 1].astype(np.int64) << 8) | arr[:, :, 2]
+        if np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(
+            arr[:, :, 0], arr[:, :, 2]
+        ):
+            return np.array(arr[:, :, 0])
+        packed = (
+            (arr[:, :, 0].astype(np.int64) << 16)
+            | (arr[:, :, 1].astype(np.int64) << 8)
+            | arr[:, :, 2]
+        )
         colours, inverse = np.unique(packed.ravel(), return_inverse=True)
         table = _colour_lookup()
         labels = np.empty(len(colours), dtype=np.uint8)

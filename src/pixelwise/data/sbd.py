@@ -44,7 +44,9 @@ def sbd_split_ids(root: str | Path, split: str) -> list[str]:
     path = root / f"{split}.txt"
     if not path.is_file():
         avail = sorted(p.stem for p in root.glob("*.txt"))
-        raise DataError(f"{path}: SBD split list not found; available: {', '.join(avail) or 'none'}")
+        raise DataError(
+            f"{path}: SBD split list not found; available: {', '.join(avail) or 'none'}"
+        )
     return read_id_list(path)
 
 

@@ -1,0 +1,345 @@
+"""``pixelwise data check``: scan a whole dataset and report every bad file, not just the first.
+
+Checked per item: the image decodes (not truncated), the mask decodes, both exist, their sizes
+match, every label is in ``0..C-1`` or 255, and (VOC/SBD) the instance file is readable and the
+same size. Files that do not pair up (folder) or are listed but missing (VOC/SBD lists) are
+reported too. Also gathered: pixels and images per class.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.base import dedupe, read_id_list
+from pixelwise.data.folder import hash_fraction, read_class_names, scan_folder
+from pixelwise.data.io import read_image, read_mask
+from pixelwise.data.palette import IGNORE_INDEX, VOC_CLASSES
+from pixelwise.data.sbd import read_sbd_class_mask, read_sbd_instances, resolve_sbd_root
+from pixelwise.data.voc import resolve_voc_root
+from pixelwise.errors import DataError
+
+FORMATS = ("voc", "sbd", "folder")
+
+
+@dataclass
+class _Item:
+    name: str
+    image: Path | None
+    mask: Path | None
+    instances: Path | None = None
+
+
+@dataclass
+class CheckReport:
+    """Result of :func:`check_dataset`.
+
+    ``problems`` is a list of ``(path, message)``; ``pixels[c]`` / ``images[c]`` (int64 arrays of
+    256) count the pixels with label ``c`` and the masks containing it (255 = ignore).
+    """
+
+    root: Path
+    format: str
+    split: str
+    num_classes: int
+    class_names: list[str]
+    items: int = 0
+    bad_items: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
+    images: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+def detect_format(root: str | Path) -> str:
+    """Return ``folder``, ``voc`` or ``sbd`` from the directory layout; DataError if none fits."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset root not found")
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return "folder"
+    for fmt, resolve in (("voc", resolve_voc_root), ("sbd", resolve_sbd_root)):
+        try:
+            resolve(root)
+            return fmt
+        except DataError:
+            pass
+    raise DataError(
+        f"{root}: cannot tell the dataset format (no images/+masks/, VOC2012 or SBD layout); "
+        f"pass --format {'|'.join(FORMATS)}"
+    )
+
+
+def _list_ids(list_dir: Path, split: str | None, report: CheckReport) -> list[str]:
+    """Ids from ``list_dir/<split>.txt`` (or every list there); notes/problems go to the report."""
+    if split:
+        path = list_dir / f"{split}.txt"
+        if not path.is_file():
+            raise DataError(f"{path}: split list not found")
+        report.split = split
+        return read_id_list(path)
+    lists = sorted(list_dir.glob("*.txt")) if list_dir.is_dir() else []
+    if not lists:
+        return []
+    report.split = "all lists (" + ", ".join(p.stem for p in lists) + ")"
+    ids: list[str] = []
+    for p in lists:
+        ids += read_id_list(p)
+    return dedupe(ids)
+
+
+def _voc_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
+    vroot = resolve_voc_root(root)
+    report.root = vroot
+    for d in ("JPEGImages", "SegmentationClass"):
+        if not (vroot / d).is_dir():
+            report.problems.append((str(vroot / d), "directory not found"))
+    obj_dir = vroot / "SegmentationObject"
+    list_dir = vroot / "ImageSets" / "Segmentation"
+    ids = _list_ids(list_dir, split, report)
+    if not ids and not split:
+        report.problems.append((str(list_dir), "no split lists (*.txt) found; checking every mask"))
+        report.split = "every SegmentationClass/*.png"
+        ids = sorted(p.stem for p in (vroot / "SegmentationClass").glob("*.png"))
+    return [
+        _Item(
+            i,
+            vroot / "JPEGImages" / f"{i}.jpg",
+            vroot / "SegmentationClass" / f"{i}.png",
+            obj_dir / f"{i}.png" if obj_dir.is_dir() else None,
+        )
+        for i in ids
+    ]
+
+
+def _sbd_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
+    sroot = resolve_sbd_root(root)
+    report.root = sroot
+    for d in ("img", "cls"):
+        if not (sroot / d).is_dir():
+            report.problems.append((str(sroot / d), "directory not found"))
+    inst_dir = sroot / "inst"
+    ids = _list_ids(sroot, split, report)
+    if not ids and not split:
+        report.problems.append(
+            (str(sroot), "no split lists (train.txt, val.txt) found; checking every cls/*.mat")
+        )
+        report.split = "every cls/*.mat"
+        ids = sorted(p.stem for p in (sroot / "cls").glob("*.mat"))
+    return [
+        _Item(
+            i,
+            sroot / "img" / f"{i}.jpg",
+            sroot / "cls" / f"{i}.mat",
+            inst_dir / f"{i}.mat" if inst_dir.is_dir() else None,
+        )
+        for i in ids
+    ]
+
+
+def _folder_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
+    scan = scan_folder(root)
+    for p in scan.images_without_mask:
+        report.problems.append((str(p), f"image has no mask (expected masks/{p.stem}.png)"))
+    for p in scan.masks_without_image:
+        report.problems.append(
+            (str(p), "mask has no image (expected images/<same stem>.jpg/.png/...)")
+        )
+    for p in scan.duplicates:
+        report.problems.append((str(p), "another file has the same stem; stems must be unique"))
+    stems = sorted(scan.pairs)
+    if split and split != "all":
+        list_path = root / "splits" / f"{split}.txt"
+        if list_path.is_file():
+            stems = read_id_list(list_path)
+            for s in stems:
+                if s not in scan.pairs:
+                    report.problems.append(
+                        (str(list_path), f"lists {s!r}, which has no image/mask pair")
+                    )
+            stems = [s for s in stems if s in scan.pairs]
+        elif split in ("train", "val"):
+            stems = [s for s in stems if (hash_fraction(s) < 0.1) == (split == "val")]
+            report.notes.append("split by stem hash with val_fraction 0.1")
+        else:
+            raise DataError(f"{list_path}: split list not found")
+        report.split = split
+    else:
+        report.split = "all"
+    return [_Item(s, *scan.pairs[s]) for s in stems]
+
+
+def _check_item(item: _Item, fmt: str, report: CheckReport) -> None:
+    """Check one item; append its problems and count its labels."""
+    before = len(report.problems)
+
+    def problem(path: Path | None, msg: str) -> None:
+        report.problems.append((str(path), msg))
+
+    image = mask = None
+    if item.image is not None:
+        if not item.image.is_file():
+            problem(item.image, "image file not found (listed but missing)")
+        else:
+            try:
+                image = read_image(item.image)
+            except DataError as exc:
+                problem(item.image, _strip(str(exc), item.image))
+    if item.mask is not None:
+        if not item.mask.is_file():
+            problem(item.mask, "mask file not found (listed but missing)")
+        else:
+            try:
+                mask = read_sbd_class_mask(item.mask) if fmt == "sbd" else read_mask(item.mask)
+            except DataError as exc:
+                problem(item.mask, _strip(str(exc), item.mask))
+    if mask is not None:
+        counts = np.bincount(mask.ravel(), minlength=256)
+        report.pixels += counts
+        report.images += counts > 0
+        present = np.flatnonzero(counts)
+        bad = present[(present >= report.num_classes) & (present != IGNORE_INDEX)]
+        if len(bad):
+            problem(
+                item.mask,
+                f"labels {bad.tolist()} outside 0..{report.num_classes - 1} and 255 (ignore)",
+            )
+        if image is not None and image.shape[:2] != mask.shape:
+            problem(
+                item.mask,
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{image.shape[1]}x{image.shape[0]} (width x height)",
+            )
+    if item.instances is not None:
+        _check_instances(item, fmt, mask, problem)
+    if len(report.problems) > before:
+        report.bad_items += 1
+
+
+def _check_instances(item: _Item, fmt: str, mask: np.ndarray | None, problem) -> None:
+    path = item.instances
+    if not path.is_file():
+        problem(path, "instance file not found")
+        return
+    try:
+        if fmt == "sbd":
+            inst, cats = read_sbd_instances(path)
+            k = int(inst.max()) if inst.size else 0
+            if k > len(cats):
+                problem(path, f"instance id {k} but GTinst.Categories has {len(cats)} entries")
+        else:
+            inst = read_mask(path)
+    except DataError as exc:
+        problem(path, _strip(str(exc), path))
+        return
+    if mask is not None and inst.shape != mask.shape:
+        problem(
+            path,
+            f"instance map is {inst.shape[1]}x{inst.shape[0]} but the mask is "
+            f"{mask.shape[1]}x{mask.shape[0]}",
+        )
+
+
+def _strip(msg: str, path: Path) -> str:
+    """Drop the leading ``path: `` of a DataError message (the report prints the path)."""
+    prefix = f"{path}: "
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
+
+
+def check_dataset(
+    root: str | Path,
+    fmt: str | None = None,
+    *,
+    split: str | None = None,
+    num_classes: int | None = None,
+    progress: bool = True,
+) -> CheckReport:
+    """Scan every item of a VOC, SBD or folder dataset; return a :class:`CheckReport`.
+
+    ``fmt`` None detects the layout. ``split`` None checks every list (VOC/SBD) or every pair
+    (folder). ``num_classes`` defaults to 21 (VOC/SBD) or ``classes.txt`` / the largest label + 1
+    (folder).
+    """
+    from tqdm import tqdm
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset root not found")
+    fmt = fmt or detect_format(root)
+    if fmt not in FORMATS:
+        raise DataError(f"unknown dataset format {fmt!r}; valid: {', '.join(FORMATS)}")
+    names: list[str] | None = list(VOC_CLASSES) if fmt in ("voc", "sbd") else read_class_names(root)
+    report = CheckReport(root=root, format=fmt, split=split or "all", num_classes=0, class_names=[])
+    items = {"voc": _voc_items, "sbd": _sbd_items, "folder": _folder_items}[fmt](
+        root, split, report
+    )
+    if num_classes is None:
+        if names is not None:
+            num_classes = len(names)
+        else:
+            num_classes = 0  # inferred below from the labels seen
+            report.notes.append("no classes.txt: num_classes inferred as the largest label + 1")
+    elif names is not None and len(names) != num_classes and fmt == "folder":
+        report.notes.append(
+            f"classes.txt lists {len(names)} classes; checking against --num-classes {num_classes}"
+        )
+        names = None
+    infer = num_classes == 0
+    report.num_classes = num_classes if not infer else 255
+    report.items = len(items)
+    bar = tqdm(items, desc=f"checking {fmt}", unit="item", file=sys.stderr, disable=not progress)
+    for item in bar:
+        _check_item(item, fmt, report)
+    if infer:
+        seen = np.flatnonzero(report.pixels[:IGNORE_INDEX])
+        report.num_classes = int(seen[-1]) + 1 if len(seen) else 1
+    if names is None or len(names) < report.num_classes:
+        names = (names or []) + [f"class_{i}" for i in range(len(names or []), report.num_classes)]
+    report.class_names = names[: report.num_classes]
+    return report
+
+
+def format_report(report: CheckReport) -> str:
+    """Return the printable report: problems, the class-frequency table and a summary line."""
+    lines = [
+        f"dataset: {report.format} at {report.root}",
+        f"split: {report.split}; {report.items} items; {report.num_classes} classes",
+    ]
+    lines += [f"note: {n}" for n in report.notes]
+    lines.append("")
+    if report.problems:
+        lines.append(f"problems ({len(report.problems)}):")
+        lines += [f"  {path}: {msg}" for path, msg in report.problems]
+    else:
+        lines.append("problems: none")
+    lines.append("")
+    total = int(report.pixels.sum())
+    name_w = max([len("class")] + [len(n) for n in report.class_names] + [len("ignore")])
+    lines.append("class frequency (over readable masks):")
+    lines.append(f"  {'id':>3}  {'class':<{name_w}}  {'pixels':>12}  {'%':>6}  {'images':>7}")
+    rows = [(c, report.class_names[c]) for c in range(report.num_classes)]
+    rows += [
+        (c, f"(label {c})") for c in np.flatnonzero(report.pixels) if report.num_classes <= c < 255
+    ]
+    rows.append((IGNORE_INDEX, "ignore"))
+    for c, name in rows:
+        px = int(report.pixels[c])
+        pct = 100.0 * px / total if total else 0.0
+        lines.append(
+            f"  {c:>3}  {name:<{name_w}}  {px:>12,d}  {pct:>6.2f}  {int(report.images[c]):>7d}"
+        )
+    lines.append("")
+    status = "OK" if report.ok else "FAILED"
+    lines.append(
+        f"{status}: {report.items - report.bad_items} of {report.items} items good, "
+        f"{len(report.problems)} problem(s)"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,393 @@
+"""Synthetic shapes: a procedurally generated segmentation dataset for demos and tests.
+
+Every sample is generated on the fly from ``(seed, split, index)`` alone, so the dataset needs no
+download and two runs see the same pixels. Design:
+
+- **Class = shape.** Background plus ``num_classes - 1`` shape classes, in this order: disc,
+  square, triangle, ring, cross, star, ellipse, hexagon, crescent, bar, L-shape (so 2..12 classes;
+  the default 8 uses the first seven). Shapes are randomly rotated and scaled, never stretched.
+- **Colour and texture never give the class away.** The background and every object draw their
+  appearance from one distribution (flat, gradient, stripes, checker, blotches or noisy; colours
+  uniform in RGB), whatever the class. An object's colours are redrawn (up to 4 times) when their
+  mean is too close to the pixels it covers, so that shapes stay visible. Gaussian pixel noise is
+  added at the end.
+- **Sizes from a few pixels to most of the image.** 2 to 5 main objects have a radius
+  log-uniform between 2% and 55% of the image side; 1 to 4 extra small objects have a radius of
+  1.5% to 6% of the side (2 to 8 px at 128x128).
+- **Nesting.** A main object with radius >= 15% of the side holds, with probability 0.75, 1 to 3
+  children of another class with 12% to 35% of its radius, centred inside it.
+- **Occlusion.** Objects are painted back to front (main objects roughly largest first, each
+  followed by its children); later objects hide earlier ones, so masks and instance maps show the
+  visible parts only. Objects that end up fully hidden are dropped.
+- **Size buckets.** ``size_map`` marks each object pixel small (1), medium (2) or large (3) from the
+  object's *full shape area* within the image frame, before occlusion (a big disc with a small
+  object on it stays large): small below 2% of the image area, large from 15% up, medium between.
+  Background pixels are 0; ignore pixels are 255.
+- **Ignore border.** ``ignore_border=k`` (default 0 = off) sets a band of ``k`` pixels on each side
+  of every class boundary to 255 in ``mask`` and ``size_map``, like VOC's boundary band
+  (instances are left whole).
+
+Splits use independent random streams (train, val, test), so they never share a scene. Default
+lengths: train 2000, val 200, test 200.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from pixelwise.data.instances import (
+    LARGE_FRACTION,
+    SIZE_BUCKETS,
+    SMALL_FRACTION,
+    boxes_from_instances,
+    bucket_of_area,
+    relabel_instances,
+    size_map_from_instances,
+)
+from pixelwise.data.palette import IGNORE_INDEX
+from pixelwise.errors import DataError
+
+SHAPES = (
+    "disc",
+    "square",
+    "triangle",
+    "ring",
+    "cross",
+    "star",
+    "ellipse",
+    "hexagon",
+    "crescent",
+    "bar",
+    "l_shape",
+)
+"""Shape of each object class, class ``k`` (k >= 1) being ``SHAPES[k - 1]``."""
+
+SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
+DEFAULT_LENGTHS = {"train": 2000, "val": 200, "test": 200}
+
+_TEXTURES = ("flat", "gradient", "stripes", "checker", "blotches", "noisy")
+
+_STAR_OUTER = 1.0
+_STAR_INNER = 0.42
+
+
+def _shape_inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inside test in shape coordinates (unit circumradius, already rotated); bool array."""
+    rr = u * u + v * v
+    if shape == "disc":
+        return rr <= 1.0
+    if shape == "square":
+        return np.maximum(np.abs(u), np.abs(v)) <= 0.70
+    if shape == "triangle":
+        inside = np.ones(u.shape, dtype=bool)
+        for k in range(3):
+            a = math.pi / 2 + k * 2 * math.pi / 3
+            inside &= -(u * math.cos(a) + v * math.sin(a)) <= 0.5
+        return inside
+    if shape == "ring":
+        return (rr <= 1.0) & (rr >= 0.55**2)
+    if shape == "cross":
+        au, av = np.abs(u), np.abs(v)
+        return ((au <= 0.28) & (av <= 0.95)) | ((av <= 0.28) & (au <= 0.95))
+    if shape == "star":
+        phi = np.mod(np.arctan2(v, u), 2 * math.pi / 5)
+        beta = np.minimum(phi, 2 * math.pi / 5 - phi)  # 0 at a tip, 36 degrees at a notch
+        rho = np.sqrt(rr)
+        x, y = rho * np.cos(beta), rho * np.sin(beta)
+        px, py = _STAR_OUTER, 0.0
+        qx, qy = _STAR_INNER * math.cos(math.pi / 5), _STAR_INNER * math.sin(math.pi / 5)
+        # origin side of the edge tip -> notch
+        return (qx - px) * (y - py) - (qy - py) * (x - px) >= 0
+    if shape == "ellipse":
+        return u * u + (v / 0.45) ** 2 <= 1.0
+    if shape == "hexagon":
+        inside = np.ones(u.shape, dtype=bool)
+        for k in range(3):
+            a = k * math.pi / 3
+            inside &= np.abs(u * math.cos(a) + v * math.sin(a)) <= 0.866
+        return inside
+    if shape == "crescent":
+        return (rr <= 1.0) & ((u - 0.5) ** 2 + v * v >= 0.75**2)
+    if shape == "bar":
+        return (np.abs(u) <= 0.97) & (np.abs(v) <= 0.22)
+    if shape == "l_shape":
+        a = (u >= -0.7) & (u <= 0.7) & (v >= 0.25) & (v <= 0.7)
+        b = (u >= -0.7) & (u <= -0.25) & (v >= -0.7) & (v <= 0.7)
+        return a | b
+    raise ValueError(f"unknown shape {shape!r}")  # pragma: no cover
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(0, 255, size=3).astype(np.float32)
+
+
+def _second_colour(rng: np.random.Generator, c1: np.ndarray) -> np.ndarray:
+    d = rng.normal(size=3)
+    d *= rng.uniform(40, 120) / (np.linalg.norm(d) + 1e-6)
+    return np.clip(c1 + d, 0, 255).astype(np.float32)
+
+
+def _texture(
+    rng: np.random.Generator, ys: np.ndarray, xs: np.ndarray, image_size: tuple[int, int]
+) -> np.ndarray:
+    """Return a (h, w, 3) float32 texture over the pixel grid ``ys`` (h,1), ``xs`` (1,w)."""
+    kind = _TEXTURES[int(rng.integers(len(_TEXTURES)))]
+    c1 = _random_colour(rng)
+    h, w = ys.shape[0], xs.shape[1]
+    if kind == "flat":
+        return np.broadcast_to(c1, (h, w, 3)).astype(np.float32)
+    c2 = _second_colour(rng, c1)
+    if kind == "gradient":
+        a = rng.uniform(0, 2 * math.pi)
+        span = max(image_size) * rng.uniform(0.3, 1.0)
+        t = ((xs * math.cos(a) + ys * math.sin(a)) / span) % 2.0
+        t = np.abs(t - 1.0)  # triangle wave in 0..1
+    elif kind == "stripes":
+        a = rng.uniform(0, math.pi)
+        period = rng.uniform(3, 16)
+        phase = rng.uniform(0, 2 * math.pi)
+        t = np.sin(2 * math.pi * (xs * math.cos(a) + ys * math.sin(a)) / period + phase) > 0
+        t = t.astype(np.float32)
+    elif kind == "checker":
+        cell = int(rng.integers(3, 13))
+        t = ((ys // cell + xs // cell) % 2).astype(np.float32)
+    elif kind == "blotches":
+        g = int(rng.integers(3, 9))
+        coarse = rng.uniform(0, 255, size=(g, g)).astype(np.uint8)
+        big = np.asarray(
+            Image.fromarray(coarse).resize((image_size[1], image_size[0]), Image.BILINEAR),
+            dtype=np.float32,
+        )
+        t = big[ys[:, 0].astype(np.int64)][:, xs[0].astype(np.int64)] / 255.0
+    else:  # noisy
+        t = rng.uniform(0, 1, size=(h, w)).astype(np.float32)
+    t = np.broadcast_to(t, (h, w))[:, :, None]
+    return (c1 * (1.0 - t) + c2 * t).astype(np.float32)
+
+
+class SyntheticShapes:
+    """Procedural shapes-on-texture scenes (design in the module docstring).
+
+    Samples have ``image``, ``mask``, ``name``, ``instances``, ``boxes``, ``box_labels`` and
+    ``size_map``. ``seed`` selects the whole dataset; ``split`` (train/val/test) an independent
+    stream within it; ``length`` overrides the default length of the split.
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        size: int | tuple[int, int] = 128,
+        num_classes: int = 8,
+        length: int | None = None,
+        seed: int = 0,
+        ignore_border: int = 0,
+        small_fraction: float = SMALL_FRACTION,
+        large_fraction: float = LARGE_FRACTION,
+    ) -> None:
+        if split not in SPLIT_STREAMS:
+            raise DataError(f"synthetic split {split!r} unknown; valid: {', '.join(SPLIT_STREAMS)}")
+        if not 2 <= num_classes <= len(SHAPES) + 1:
+            raise DataError(
+                f"synthetic num_classes must be 2..{len(SHAPES) + 1} (background + shapes), "
+                f"got {num_classes}"
+            )
+        hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if min(hw) < 8:
+            raise DataError(f"synthetic size must be at least 8 pixels, got {size}")
+        if length is None:
+            length = DEFAULT_LENGTHS[split]
+        if length < 0:
+            raise DataError(f"synthetic length must be >= 0, got {length}")
+        if ignore_border < 0:
+            raise DataError(f"synthetic ignore_border must be >= 0, got {ignore_border}")
+        self.split = split
+        self.size = hw
+        self.num_classes = int(num_classes)
+        self.class_names: list[str] = ["background"] + list(SHAPES[: num_classes - 1])
+        self.length = int(length)
+        self.seed = int(seed)
+        self.ignore_border = int(ignore_border)
+        self.small_fraction = float(small_fraction)
+        self.large_fraction = float(large_fraction)
+        self.names: list[str] = [f"synthetic_{split}_{i:06d}" for i in range(self.length)]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        """Return sample ``index`` (see the class docstring for the keys)."""
+        return self.generate(index)[0]
+
+    def objects(self, index: int) -> list[dict]:
+        """Return the visible objects of sample ``index``, one dict each: ``instance_id`` (in the
+        sample's instance map), ``class_id``, ``shape``, ``full_area`` (shape pixels in the frame),
+        ``visible_area``, ``bucket`` (1..3), ``parent`` (instance id of the object it sits in, or
+        None; the parent may be hidden, then -1)."""
+        return self.generate(index)[1]
+
+    # -- generation -------------------------------------------------------------------------
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], int(index)])
+
+    def _plan(self, rng: np.random.Generator) -> list[dict]:
+        """Choose objects (class, centre, radius, angle, parent) in painting order."""
+        h, w = self.size
+        side = min(h, w)
+        n_shapes = self.num_classes - 1
+        mains = []
+        for _ in range(int(rng.integers(2, 6))):
+            r = side * math.exp(rng.uniform(math.log(0.02), math.log(0.55)))
+            mains.append(
+                {
+                    "cls": int(rng.integers(1, n_shapes + 1)),
+                    "cy": rng.uniform(0, h),
+                    "cx": rng.uniform(0, w),
+                    "r": max(r, 1.5),
+                    "angle": rng.uniform(0, 2 * math.pi),
+                    "key": r * rng.uniform(0.7, 1.3),
+                }
+            )
+        for _ in range(int(rng.integers(1, 5))):
+            r = side * rng.uniform(0.015, 0.06)
+            mains.append(
+                {
+                    "cls": int(rng.integers(1, n_shapes + 1)),
+                    "cy": rng.uniform(0, h),
+                    "cx": rng.uniform(0, w),
+                    "r": max(r, 1.5),
+                    "angle": rng.uniform(0, 2 * math.pi),
+                    "key": 0.0,
+                }
+            )
+        mains.sort(key=lambda o: -o["key"])
+        plan = []
+        for obj in mains:
+            obj["parent"] = None
+            plan.append(obj)
+            if obj["r"] >= 0.15 * side and rng.uniform() < 0.75:
+                for _ in range(int(rng.integers(1, 4))):
+                    # another class, so the child shows in the class mask (one class: itself)
+                    others = [c for c in range(1, n_shapes + 1) if c != obj["cls"]] or [obj["cls"]]
+                    rc = obj["r"] * rng.uniform(0.12, 0.35)
+                    dist = obj["r"] * 0.45 * math.sqrt(rng.uniform())
+                    a = rng.uniform(0, 2 * math.pi)
+                    plan.append(
+                        {
+                            "cls": int(others[int(rng.integers(len(others)))]),
+                            "cy": obj["cy"] + dist * math.sin(a),
+                            "cx": obj["cx"] + dist * math.cos(a),
+                            "r": max(rc, 1.5),
+                            "angle": rng.uniform(0, 2 * math.pi),
+                            "parent": obj,
+                        }
+                    )
+        return plan
+
+    def generate(self, index: int) -> tuple[dict, list[dict]]:
+        """Return ``(sample, objects)`` for ``index`` (see :meth:`objects`)."""
+        if not 0 <= index < self.length:
+            raise IndexError(
+                f"synthetic {self.split} index {index} out of range 0..{self.length - 1}"
+            )
+        rng = self._rng(index)
+        h, w = self.size
+        yy = np.arange(h, dtype=np.float32)[:, None]
+        xx = np.arange(w, dtype=np.float32)[None, :]
+        canvas = _texture(rng, yy, xx, (h, w))
+        canvas = np.array(np.broadcast_to(canvas, (h, w, 3)), dtype=np.float32)
+        mask = np.zeros((h, w), dtype=np.uint8)
+        inst = np.zeros((h, w), dtype=np.int32)
+        plan = self._plan(rng)
+        full_area = np.zeros(len(plan) + 1, dtype=np.int64)
+        for k, obj in enumerate(plan, start=1):
+            obj["id"] = k
+            r = obj["r"]
+            y0, y1 = max(int(obj["cy"] - r) - 1, 0), min(int(obj["cy"] + r) + 2, h)
+            x0, x1 = max(int(obj["cx"] - r) - 1, 0), min(int(obj["cx"] + r) + 2, w)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            ys, xs = yy[y0:y1], xx[:, x0:x1]
+            dy = (ys + 0.5 - obj["cy"]) / r
+            dx = (xs + 0.5 - obj["cx"]) / r
+            ca, sa = math.cos(obj["angle"]), math.sin(obj["angle"])
+            u = ca * dx + sa * dy
+            v = -sa * dx + ca * dy
+            inside = _shape_inside(SHAPES[obj["cls"] - 1], u, v)
+            n_in = int(inside.sum())
+            if n_in == 0:
+                continue
+            full_area[k] = n_in
+            below = canvas[y0:y1, x0:x1][inside].mean(axis=0)
+            for _attempt in range(4):
+                tex = _texture(rng, ys, xs, (h, w))
+                tex = np.broadcast_to(tex, inside.shape + (3,))
+                if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
+                    break
+            canvas[y0:y1, x0:x1][inside] = tex[inside]
+            mask[y0:y1, x0:x1][inside] = obj["cls"]
+            inst[y0:y1, x0:x1][inside] = k
+
+        canvas += rng.normal(0.0, rng.uniform(2, 8), size=canvas.shape).astype(np.float32)
+        image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+        inst, old_ids = relabel_instances(inst)
+        boxes = boxes_from_instances(inst)
+        areas = full_area[old_ids]
+        by_id = {o["id"]: o for o in plan if "id" in o}
+        labels = np.array([by_id[int(i)]["cls"] for i in old_ids], dtype=np.int64)
+        size_map = size_map_from_instances(
+            inst, mask, areas=areas, small=self.small_fraction, large=self.large_fraction
+        )
+        if self.ignore_border > 0:
+            edge = np.zeros((h, w), dtype=bool)
+            edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
+            edge[:, :-1] |= mask[:, 1:] != mask[:, :-1]
+            edge[1:, :] |= mask[1:, :] != mask[:-1, :]
+            edge[:-1, :] |= mask[1:, :] != mask[:-1, :]
+            if self.ignore_border > 1:
+                edge = ndimage.binary_dilation(edge, iterations=self.ignore_border - 1)
+            mask[edge] = IGNORE_INDEX
+            size_map[edge] = IGNORE_INDEX
+
+        new_id = {int(o): n for n, o in enumerate(old_ids, start=1)}
+        visible = np.bincount(inst.ravel(), minlength=len(old_ids) + 1)
+        buckets = bucket_of_area(areas, h * w, small=self.small_fraction, large=self.large_fraction)
+        objects = []
+        for n, old in enumerate(old_ids, start=1):
+            o = by_id[int(old)]
+            parent = o["parent"]
+            objects.append(
+                {
+                    "instance_id": n,
+                    "class_id": o["cls"],
+                    "shape": SHAPES[o["cls"] - 1],
+                    "full_area": int(areas[n - 1]),
+                    "visible_area": int(visible[n]),
+                    "bucket": int(buckets[n - 1]),
+                    "parent": None if parent is None else new_id.get(parent.get("id", -1), -1),
+                }
+            )
+        sample = {
+            "image": image,
+            "mask": mask,
+            "name": self.names[index],
+            "instances": inst,
+            "boxes": boxes,
+            "box_labels": labels,
+            "size_map": size_map,
+        }
+        return sample, objects
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticShapes(split={self.split!r}, size={self.size}, num_classes={self.num_classes}, "
+            f"length={self.length}, seed={self.seed})"
+        )
+
+
+__all__ = ["SHAPES", "SIZE_BUCKETS", "SyntheticShapes"]
