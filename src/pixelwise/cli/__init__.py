@@ -14,6 +14,7 @@ import sys
 # subcommand module names, in the order `pixelwise --help` lists them
 SUBCOMMAND_MODULES = [
     "models",
+    "data",
 ]
 
 
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pixelwise {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # output piped into e.g. `head` that closed early: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return int(code or 0)
 
 
