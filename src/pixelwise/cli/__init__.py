@@ -15,6 +15,9 @@ import sys
 SUBCOMMAND_MODULES = [
     "models",
     "data",
+    "predict",
+    "compare",
+    "ensemble",
 ]
 
 

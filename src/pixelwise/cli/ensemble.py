@@ -1,0 +1,101 @@
+"""``pixelwise ensemble``: build an EDeconvNet checkpoint from trained FCN-8s and DeconvNet ones.
+
+The result is an ordinary checkpoint (model ``edeconvnet``), so ``eval``, ``predict`` and
+``export`` take it like any other model.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from torch import nn
+
+from pixelwise.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.ensemble import ENSEMBLE_MODES, EDeconvNet
+from pixelwise.models.fcn import ATONCE_SCALES
+from pixelwise.models.flops import count_parameters
+from pixelwise.models.registry import create_model
+
+FCN_MEMBERS = ("fcn8s", "fcn8s_atonce")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ensemble",
+        help="combine FCN-8s and DeconvNet checkpoints into an EDeconvNet checkpoint",
+        description="Build an EDeconvNet checkpoint from a trained FCN-8s and a trained DeconvNet.",
+    )
+    p.add_argument("--fcn", required=True, metavar="CKPT", help="FCN-8s checkpoint (fcn8s or fcn8s_atonce)")
+    p.add_argument("--deconvnet", required=True, metavar="CKPT", help="DeconvNet checkpoint")
+    p.add_argument(
+        "--mode", choices=ENSEMBLE_MODES, default="mean",
+        help="mean: average the probabilities (paper); product: DeconvNet x max(FCN, 0) scores (release)",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="CKPT", help="where to write the EDeconvNet checkpoint")
+    p.set_defaults(func=run)
+
+
+def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean", fcn_source: str = "--fcn",
+                     deconvnet_source: str = "--deconvnet") -> EDeconvNet:
+    """Return an EDeconvNet (built by ``create_model("edeconvnet")``, so it can be checkpointed)
+    holding copies of the two members' weights; raises :class:`PixelwiseError` if they don't fit."""
+    if mode not in ENSEMBLE_MODES:
+        raise PixelwiseError(f"unknown ensemble --mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
+    fspec = dict(getattr(fcn, "pixelwise_spec", None) or {})
+    dspec = dict(getattr(deconvnet, "pixelwise_spec", None) or {})
+    if fspec.get("name") not in FCN_MEMBERS:
+        raise CheckpointError(f"{fcn_source}: expected an FCN-8s checkpoint ({', '.join(FCN_MEMBERS)}), got {fspec.get('name')!r}")
+    if dspec.get("name") != "deconvnet":
+        raise CheckpointError(f"{deconvnet_source}: expected a DeconvNet checkpoint, got {dspec.get('name')!r}")
+    if fspec["num_classes"] != dspec["num_classes"]:
+        raise CheckpointError(
+            f"{fcn_source} has {fspec['num_classes']} classes but {deconvnet_source} has {dspec['num_classes']}; "
+            "ensemble models trained on the same classes"
+        )
+    if float(fspec.get("width", 1.0)) != float(dspec.get("width", 1.0)):
+        raise CheckpointError(
+            f"{fcn_source} has width {fspec.get('width')} but {deconvnet_source} has width {dspec.get('width')}; "
+            "an EDeconvNet checkpoint records one width for both members"
+        )
+    fconv, dconv = getattr(fcn, "input_convention", None), getattr(deconvnet, "input_convention", None)
+    if fconv is not None and dconv is not None and fconv != dconv:
+        raise CheckpointError(
+            f"{fcn_source} expects {fconv.name} input but {deconvnet_source} expects {dconv.name}; "
+            "both members must take the same normalised image"
+        )
+    fnames, dnames = getattr(fcn, "class_names", None), getattr(deconvnet, "class_names", None)
+    if fnames and dnames and list(fnames) != list(dnames):
+        raise CheckpointError(f"{fcn_source} and {deconvnet_source} have different class names")
+    fcn_kwargs = {k: v for k, v in fspec.items() if k not in ("name", "num_classes", "width")}
+    if fspec["name"] == "fcn8s_atonce":
+        fcn_kwargs.setdefault("skip_scales", dict(ATONCE_SCALES))
+    model = create_model("edeconvnet", num_classes=fspec["num_classes"], width=fspec.get("width", 1.0),
+                         mode=mode, **fcn_kwargs)
+    model.fcn.load_state_dict(fcn.state_dict())
+    model.deconvnet.load_state_dict(deconvnet.state_dict())
+    if fconv is not None:
+        model.input_convention = fconv
+    model.class_names = list(fnames or dnames) if (fnames or dnames) else None
+    return model.eval()
+
+
+def run(args: argparse.Namespace) -> int:
+    fcn_ckpt = load_checkpoint(args.fcn)
+    dec_ckpt = load_checkpoint(args.deconvnet)
+    fcn = model_from_checkpoint(fcn_ckpt, source=args.fcn)
+    dec = model_from_checkpoint(dec_ckpt, source=args.deconvnet)
+    model = build_edeconvnet(fcn, dec, mode=args.mode, fcn_source=args.fcn, deconvnet_source=args.deconvnet)
+    ckpt = make_checkpoint(
+        model,
+        input_convention=model.input_convention,
+        class_names=model.class_names,
+        config={"ensemble": {"fcn": str(args.fcn), "deconvnet": str(args.deconvnet), "mode": args.mode}},
+        metrics=None,
+    )
+    path = save_checkpoint(args.output, ckpt)
+    print(
+        f"wrote {path}: EDeconvNet = {fcn.pixelwise_spec['name']} + deconvnet, mode {args.mode}, "
+        f"{model.num_classes} classes, {count_parameters(model) / 1e6:.1f}M parameters"
+    )
+    return 0

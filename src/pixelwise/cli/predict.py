@@ -1,0 +1,337 @@
+"""``pixelwise predict``: segment images, a folder or a glob; write masks, overlays, probabilities, JSON.
+
+Exit code: 0 when every image was segmented, 1 when some were skipped (each reported on one line),
+2 for a usage error (bad option, missing checkpoint, no input found).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_image, write_mask
+from pixelwise.data.palette import VOC_CLASSES, overlay, voc_palette
+from pixelwise.errors import PixelwiseError
+from pixelwise.inference.aggregate import AGGREGATIONS
+from pixelwise.inference.boxes import ENLARGE, MIN_BOX, TOP_K, read_box_file
+from pixelwise.inference.crf import crf_available
+from pixelwise.inference.pipeline import UNCOVERED, segment
+from pixelwise.inference.predict import model_kind
+from pixelwise.inference.proposals import EDGE_MODEL_HINT
+from pixelwise.inference.sliding import WINDOWS
+from pixelwise.inference.tta import parse_scales
+from pixelwise.models.ensemble import ENSEMBLE_MODES
+from pixelwise.runtime import PRECISIONS, resolve_device
+
+PROPOSAL_CHOICES = ("none", "selective-search", "edge-boxes", "sliding", "file", "gt")
+
+
+# -- arguments shared with `pixelwise compare` -----------------------------------------------------
+
+
+def add_inference_args(p: argparse.ArgumentParser) -> None:
+    """Add the inference options (device, tiling, TTA, proposals, aggregation, CRF) to ``p``."""
+    g = p.add_argument_group("device")
+    g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="forward-pass precision")
+    g = p.add_argument_group("dense inference")
+    g.add_argument("--tile", type=int, default=None, metavar="PX",
+                   help="sliding-window tiles of PX x PX pixels (default: whole image at once)")
+    g.add_argument("--overlap", type=float, default=0.33, help="fraction of a tile shared with its neighbour (0.33)")
+    g.add_argument("--window", choices=WINDOWS, default="linear",
+                   help="tile blending weights: linear ramp over the overlap (default) or uniform average")
+    g.add_argument("--tile-context", type=int, default=0, metavar="PX",
+                   help="extra image pixels fed around each tile and discarded (>= 224 makes FCN tiling exact)")
+    g.add_argument("--tta", choices=("none", "flip"), default="none", help="flip: also run mirrored, average")
+    g.add_argument("--scales", default=None, metavar="S,S,...", help="multi-scale TTA, e.g. 0.75,1,1.25")
+    g = p.add_argument_group("DeconvNet proposals")
+    g.add_argument("--proposals", choices=PROPOSAL_CHOICES, default=None,
+                   help="box source for DeconvNet/EDeconvNet (default selective-search; none = one "
+                        "whole-image pass); ignored for FCN")
+    g.add_argument("--boxes", default=None, metavar="FILE", help="JSON/CSV box file (implies --proposals file)")
+    g.add_argument("--edge-model", default=None, metavar="PATH",
+                   help="OpenCV structured-edge model model.yml.gz, needed by --proposals edge-boxes")
+    g.add_argument("--top-k", type=int, default=TOP_K, help=f"keep the best K boxes ({TOP_K})")
+    g.add_argument("--min-box", type=float, default=MIN_BOX, metavar="PX",
+                   help=f"skip boxes with a side under PX pixels after enlarging ({MIN_BOX})")
+    g.add_argument("--min-box-frac", type=float, default=None, metavar="F",
+                   help="also scale the minimum with the image: min(--min-box, F x shorter side); "
+                        "e.g. 0.25 for small images")
+    g.add_argument("--enlarge", type=float, default=ENLARGE, help=f"scale each box side around its centre ({ENLARGE})")
+    g.add_argument("--square", action="store_true", help="extend boxes to squares before enlarging")
+    g.add_argument("--proposal-size", type=int, default=224, metavar="PX", help="crop side fed to DeconvNet (224)")
+    g.add_argument("--batch", type=int, default=8, help="proposal crops per forward pass (8)")
+    g.add_argument("--aggregate", choices=AGGREGATIONS, default="max", help="combine overlapping boxes (max)")
+    g.add_argument("--uncovered", choices=UNCOVERED, default="whole",
+                   help="pixels no box covers: whole-image DeconvNet pass (default), background, or fcn (EDeconvNet)")
+    g.add_argument("--mode", choices=ENSEMBLE_MODES, default=None,
+                   help="EDeconvNet combination (default: the checkpoint's)")
+    g.add_argument("--crf", action="store_true", help="dense CRF post-processing (needs pixelwise[crf])")
+
+
+def check_inference_args(args: argparse.Namespace) -> None:
+    """Fail early (before any image) on options that would fail for every image."""
+    if args.boxes is not None:
+        if args.proposals not in (None, "file"):
+            raise PixelwiseError(f"--boxes gives the proposals; drop --proposals {args.proposals}")
+        args.proposals = "file"
+        args.box_table = read_box_file(args.boxes)
+    elif args.proposals == "file":
+        raise PixelwiseError("--proposals file needs --boxes FILE (a .json or .csv box file)")
+    if args.proposals == "edge-boxes":
+        if args.edge_model is None or not Path(args.edge_model).is_file():
+            where = "--edge-model is missing" if args.edge_model is None else f"{args.edge_model}: not found"
+            raise PixelwiseError(f"--proposals edge-boxes: {where}; {EDGE_MODEL_HINT}")
+    if args.crf and not crf_available():
+        raise PixelwiseError("--crf needs the optional dense CRF extra: pip install 'pixelwise[crf]' (pydensecrf2)")
+    args.scale_list = parse_scales(args.scales)
+    for name in ("top_k", "batch", "proposal_size"):
+        if getattr(args, name) < (0 if name == "top_k" else 1):
+            raise PixelwiseError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def segment_kwargs(args: argparse.Namespace, model: nn.Module, *, image_name: str = "", sample: dict | None = None) -> dict:
+    """Return the :func:`pixelwise.inference.segment` keyword arguments the options ask for."""
+    kind = model_kind(model)
+    proposals = args.proposals
+    if kind in ("fcn", "generic"):
+        proposals = None  # proposals are DeconvNet's; FCN always runs dense
+    elif proposals is None:
+        proposals = "selective-search"
+    options: dict = {}
+    if proposals == "none":
+        proposals = None
+    elif proposals == "edge-boxes":
+        options = {"model_path": args.edge_model}
+    elif proposals == "file":
+        options = {"table": args.box_table, "name": image_name, "path": args.boxes}
+    elif proposals == "gt":
+        if sample is None:
+            raise PixelwiseError("--proposals gt needs ground-truth boxes: use `pixelwise compare --dataset`")
+        options = {"sample": sample}
+    return dict(
+        tta=None if args.tta == "none" else args.tta,
+        scales=args.scale_list,
+        tile=args.tile,
+        overlap=args.overlap,
+        window=args.window,
+        context=args.tile_context,
+        proposals=proposals,
+        proposal_options=options,
+        aggregate=args.aggregate,
+        size=args.proposal_size,
+        batch=args.batch,
+        enlarge=args.enlarge,
+        square=args.square,
+        min_box=args.min_box,
+        min_box_frac=args.min_box_frac,
+        top_k=args.top_k,
+        uncovered=args.uncovered,
+        mode=args.mode,
+        crf=args.crf,
+        precision=args.precision,
+    )
+
+
+def class_names_of(model: nn.Module, num_classes: int) -> list[str]:
+    """The checkpoint's class names; VOC's for 21 classes without names; else class_0, class_1, ..."""
+    names = getattr(model, "class_names", None)
+    if names and len(names) == num_classes:
+        return list(names)
+    if num_classes == len(VOC_CLASSES):
+        return list(VOC_CLASSES)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+
+def load_cli_model(args: argparse.Namespace) -> nn.Module:
+    """Return the model the options name (checkpoint, fresh model, or two ensemble members), in eval
+    mode on ``--device``."""
+    from pixelwise.checkpoint import load_model
+    from pixelwise.models.registry import create_model
+
+    sources = [args.checkpoint is not None, args.model is not None, args.fcn is not None or args.deconvnet is not None]
+    if sum(sources) != 1:
+        raise PixelwiseError("give exactly one of --checkpoint CKPT, --model NAME, or --fcn CKPT --deconvnet CKPT")
+    device = resolve_device(args.device)
+    if args.checkpoint is not None:
+        model = load_model(args.checkpoint)
+    elif args.model is not None:
+        model = create_model(args.model, num_classes=args.num_classes, width=args.width)
+        model.class_names = None
+    else:
+        if args.fcn is None or args.deconvnet is None:
+            raise PixelwiseError("an ensemble needs both --fcn CKPT and --deconvnet CKPT")
+        from pixelwise.cli.ensemble import build_edeconvnet
+
+        model = build_edeconvnet(
+            load_model(args.fcn), load_model(args.deconvnet), mode=args.mode or "mean",
+            fcn_source=args.fcn, deconvnet_source=args.deconvnet,
+        )
+    return model.to(device).eval()
+
+
+# -- inputs and outputs ---------------------------------------------------------------------------
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Expand files, folders (their images, sorted) and glob patterns into a list of paths."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise PixelwiseError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise PixelwiseError(f"{item}: no such file or folder, and no file matches it as a glob")
+            out += matches
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """One output name per input: the file's stem, with ``_2``, ``_3``, ... when stems repeat."""
+    used: dict[str, int] = {}
+    stems = []
+    for p in paths:
+        n = used.get(p.stem, 0) + 1
+        used[p.stem] = n
+        stems.append(p.stem if n == 1 else f"{p.stem}_{n}")
+    return stems
+
+
+def class_summary(mask: np.ndarray, class_names: list[str]) -> list[dict]:
+    """Classes present in ``mask``, largest first: index, name, pixels, share (0..1)."""
+    counts = np.bincount(mask.ravel(), minlength=len(class_names))
+    total = mask.size
+    order = np.argsort(-counts, kind="stable")
+    return [
+        {"index": int(i), "name": class_names[i], "pixels": int(counts[i]), "share": round(float(counts[i]) / total, 6)}
+        for i in order
+        if counts[i] > 0
+    ]
+
+
+def compact_json(data) -> str:
+    """JSON with one key per line but short number lists (boxes, scales) kept on one line."""
+    text = json.dumps(data, indent=1)
+    return re.sub(r"\[\s+([-+\d.eE,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="segment images; write masks, overlays, probabilities and a JSON summary",
+        description="Segment images, folders or globs. Per image: NAME.png (palette mask), "
+                    "NAME_overlay.png, NAME.json (classes found), NAME_probs.npy (--save-probs). "
+                    "Exit code 0 = all done, 1 = some images failed, 2 = usage error.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or quoted globs")
+    g = p.add_argument_group("model (one of)")
+    g.add_argument("--checkpoint", "-c", default=None, metavar="CKPT", help="a pixelwise checkpoint")
+    g.add_argument("--model", default=None, metavar="NAME", help="a freshly built (untrained) model, for smoke tests")
+    g.add_argument("--width", type=float, default=1.0, help="width multiplier for --model")
+    g.add_argument("--num-classes", type=int, default=21, help="classes for --model")
+    g.add_argument("--fcn", default=None, metavar="CKPT", help="EDeconvNet from an FCN-8s checkpoint ...")
+    g.add_argument("--deconvnet", default=None, metavar="CKPT", help="... and a DeconvNet checkpoint")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    g.add_argument("--save-probs", action="store_true", help="also write NAME_probs.npy, float16 (C, H, W)")
+    g.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (0.5)")
+    add_inference_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if not 0 <= args.alpha <= 1:
+        raise PixelwiseError(f"--alpha must be in [0, 1], got {args.alpha}")
+    check_inference_args(args)
+    paths = expand_inputs(args.inputs)
+    model = load_cli_model(args)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    names = class_names_of(model, num_classes) if num_classes else None
+    palette = voc_palette(256)
+    spec = dict(getattr(model, "pixelwise_spec", {}) or {})
+    failed: list[str] = []
+    start = time.perf_counter()
+    bar = tqdm(list(zip(paths, output_stems(paths))), desc="predict", unit="img", file=sys.stderr,
+               disable=None)
+    for path, stem in bar:
+        try:
+            image = read_image(path)
+            info: dict = {}
+            probs = segment(model, image, **segment_kwargs(args, model, image_name=path.name), info=info,
+                            progress=True)
+        except PixelwiseError as exc:
+            failed.append(str(path))
+            msg = str(exc)
+            tqdm.write(f"pixelwise predict: skipped {msg if str(path) in msg else f'{path}: {msg}'}", file=sys.stderr)
+            continue
+        if names is None:
+            names = class_names_of(model, probs.shape[0])
+        mask = probs.argmax(0).astype(np.uint8)
+        write_mask(out_dir / f"{stem}.png", mask, palette)
+        write_image(out_dir / f"{stem}_overlay.png", overlay(image, mask, args.alpha, palette))
+        if args.save_probs:
+            np.save(out_dir / f"{stem}_probs.npy", probs.astype(np.float16))
+        summary = {
+            "image": str(path),
+            "height": int(image.shape[0]),
+            "width": int(image.shape[1]),
+            "model": spec.get("name", type(model).__name__),
+            "classes": class_summary(mask, names),
+            "outputs": {
+                "mask": f"{stem}.png",
+                "overlay": f"{stem}_overlay.png",
+                "probs": f"{stem}_probs.npy" if args.save_probs else None,
+            },
+            "inference": {
+                "tile": args.tile,
+                "tta": args.tta,
+                "scales": list(args.scale_list) if args.scale_list else None,
+                "proposals": info.get("proposals"),
+                "boxes": info.get("box_list"),
+                "coverage": info.get("coverage"),
+                "aggregate": args.aggregate if info.get("proposals") else None,
+                "crf": args.crf,
+                "seconds": round(info.get("seconds", 0.0), 4),
+            },
+        }
+        (out_dir / f"{stem}.json").write_text(compact_json(summary) + "\n", encoding="utf-8")
+    done = len(paths) - len(failed)
+    elapsed = time.perf_counter() - start
+    print(
+        f"segmented {done} of {len(paths)} images in {elapsed:.1f} s -> {out_dir}"
+        + (f"; {len(failed)} failed" if failed else ""),
+        file=sys.stderr,
+    )
+    return 1 if failed else 0

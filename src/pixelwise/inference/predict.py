@@ -1,0 +1,122 @@
+"""Whole-image (and tiled) dense inference, and batched prediction over lists of images."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixelwise.convention import CAFFE_BGR, InputConvention
+from pixelwise.data.transforms import normalize_image
+from pixelwise.errors import PixelwiseError
+from pixelwise.inference.sliding import sliding_window
+from pixelwise.models.deconvnet import DeconvNet
+from pixelwise.models.ensemble import EDeconvNet
+from pixelwise.models.fcn import FCN
+from pixelwise.runtime import autocast
+
+
+def model_kind(model: nn.Module) -> str:
+    """Return ``fcn``, ``deconvnet``, ``ensemble`` or ``generic`` (any other any-size model)."""
+    if isinstance(model, EDeconvNet):
+        return "ensemble"
+    if isinstance(model, DeconvNet):
+        return "deconvnet"
+    if isinstance(model, FCN):
+        return "fcn"
+    return "generic"
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Return the device of the model's first parameter (CPU for a parameter-free module)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def input_convention(model: nn.Module) -> InputConvention:
+    """Return the model's input convention (the paper's Caffe BGR when it does not say)."""
+    return getattr(model, "input_convention", None) or CAFFE_BGR
+
+
+def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """Return ``image`` as an ``(H, W, 3)`` uint8 RGB array or raise a clear :class:`PixelwiseError`."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise PixelwiseError(f"{what} must be an (H, W, 3) uint8 RGB array, got {arr.shape} {arr.dtype}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise PixelwiseError(f"{what} is empty ({arr.shape[0]}x{arr.shape[1]})")
+    return arr
+
+
+def image_tensor(image: np.ndarray, model: nn.Module) -> torch.Tensor:
+    """Return the ``(3, H, W)`` network input for an RGB uint8 image, on the model's device,
+    normalised with the model's ``input_convention``."""
+    return normalize_image(check_image(image), input_convention(model)).to(model_device(model))
+
+
+def any_size_forward(model: nn.Module):
+    """Return a callable mapping ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w``."""
+    if isinstance(model, DeconvNet):
+        return model.forward_any_size
+    return model
+
+
+def dense_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    tile: int | tuple[int, int] | None = None,
+    overlap: float = 0.33,
+    window: str = "linear",
+    context: int = 0,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> torch.Tensor:
+    """Return ``(N, C, H, W)`` float32 scores for ``(N, 3, H, W)`` input: whole image, or tiled.
+
+    ``tile=None`` runs the whole image at once; otherwise :func:`sliding_window` with ``tile``,
+    ``overlap``, ``window`` and ``context``. DeconvNet runs through ``forward_any_size`` (padded to
+    a valid size and cropped back).
+    """
+    fwd = any_size_forward(model)
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        with autocast(t.device, precision):
+            return fwd(t).float()
+
+    with torch.inference_mode():
+        if tile is None:
+            return run(x)
+        return sliding_window(run, x, tile=tile, overlap=overlap, window=window, context=context, progress=progress)
+
+
+def predict_batch(
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    *,
+    batch: int = 4,
+    precision: str = "fp32",
+) -> list[np.ndarray]:
+    """Whole-image class probabilities for a list of RGB uint8 images.
+
+    Images of the same size are stacked into batches of up to ``batch``. Returns one ``(C, H, W)``
+    float32 array per image, in input order. For tiling, TTA or proposals use
+    :func:`pixelwise.inference.segment` per image.
+    """
+    if batch < 1:
+        raise PixelwiseError(f"--batch must be >= 1, got {batch}")
+    out: list[np.ndarray | None] = [None] * len(images)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, img in enumerate(images):
+        by_size.setdefault(check_image(img, f"image {i}").shape[:2], []).append(i)
+    for idx in by_size.values():
+        for start in range(0, len(idx), batch):
+            chunk = idx[start : start + batch]
+            x = torch.stack([image_tensor(images[i], model) for i in chunk])
+            probs = dense_logits(model, x, precision=precision).softmax(1).cpu().numpy()
+            for i, p in zip(chunk, probs):
+                out[i] = p.astype(np.float32)
+    return out  # type: ignore[return-value]

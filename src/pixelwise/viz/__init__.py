@@ -1,0 +1,2 @@
+"""Figures: comparison grids (``viz.grids``) and other plots, drawn with matplotlib's object API
+(no pyplot state, no display needed)."""

@@ -1,0 +1,160 @@
+"""`pixelwise predict`, `pixelwise compare` and `pixelwise ensemble` end to end on tiny models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelwise
+from pixelwise.checkpoint import make_checkpoint, save_checkpoint
+from pixelwise.cli import main
+from pixelwise.data import build_dataset, write_image
+from pixelwise.inference import segment
+from pixelwise.inference.boxes import write_box_file
+from pixelwise.models.ensemble import EDeconvNet, combine_scores
+
+WIDTH = 0.03125
+NAMES = ["background", "disc", "square", "triangle"]
+
+
+def _tiny(name: str) -> torch.nn.Module:
+    model = pixelwise.create_model(name, num_classes=4, width=WIDTH)
+    for layer in ("score_fr", "score_pool4", "score_pool3"):
+        if hasattr(model, layer):  # FCN scorers start at zero; make the output vary
+            torch.nn.init.normal_(getattr(model, layer).weight, std=0.3)
+    if hasattr(model, "seg_score"):
+        torch.nn.init.normal_(model.seg_score.weight, std=2.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    out = {}
+    for name in ("fcn32s", "fcn8s", "deconvnet"):
+        out[name] = save_checkpoint(root / f"{name}.pt", make_checkpoint(_tiny(name), class_names=NAMES))
+    return out
+
+
+@pytest.fixture
+def images(tmp_path):
+    ds = build_dataset("synthetic", split="val", length=2, size=64, num_classes=4)
+    folder = tmp_path / "images"
+    for i in range(2):
+        write_image(folder / f"img{i}.png", ds[i]["image"])
+    good = (folder / "img0.png").read_bytes()
+    (folder / "broken.png").write_bytes(good[: len(good) // 3])  # truncated PNG
+    (folder / "notes.txt").write_text("not an image")  # ignored: not an image extension
+    return folder
+
+
+def test_predict_folder_with_a_corrupt_file(ckpts, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["predict", str(images), "--checkpoint", str(ckpts["fcn8s"]), "--out", str(out), "--save-probs"])
+    assert code == 1
+    err = capsys.readouterr().err
+    bad_lines = [ln for ln in err.splitlines() if "broken.png" in ln]
+    assert len(bad_lines) == 1 and "skipped" in bad_lines[0]
+    assert not (out / "broken.png").exists()
+    model = pixelwise.load_model(ckpts["fcn8s"])
+    for stem in ("img0", "img1"):
+        with Image.open(out / f"{stem}.png") as im:
+            assert im.mode == "P" and im.size == (64, 64)
+            mask = np.asarray(im)
+        with Image.open(out / f"{stem}_overlay.png") as im:
+            assert im.mode == "RGB" and im.size == (64, 64)
+        probs = np.load(out / f"{stem}_probs.npy")
+        assert probs.dtype == np.float16 and probs.shape == (4, 64, 64)
+        image = np.asarray(Image.open(images / f"{stem}.png").convert("RGB"))
+        expected = segment(model, image)
+        np.testing.assert_array_equal(mask, expected.argmax(0))
+        np.testing.assert_allclose(probs, expected, atol=2e-3)
+        summary = json.loads((out / f"{stem}.json").read_text())
+        shares = {c["name"]: c["share"] for c in summary["classes"]}
+        assert set(shares) <= set(NAMES) and sum(shares.values()) == pytest.approx(1.0, abs=1e-4)
+        counts = np.bincount(mask.ravel(), minlength=4)
+        for c in summary["classes"]:
+            assert c["pixels"] == counts[c["index"]] and c["name"] == NAMES[c["index"]]
+
+
+def test_predict_glob_all_good_exit_0(ckpts, images, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", str(images / "img*.png"), "-c", str(ckpts["fcn32s"]), "--out", str(out), "--tta", "flip"]) == 0
+    assert sorted(p.name for p in out.glob("*.json")) == ["img0.json", "img1.json"]
+
+
+def test_predict_usage_errors_exit_2(ckpts, images, tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert main(["predict", str(tmp_path / "nothing*.png"), "-c", str(ckpts["fcn8s"]), "--out", out]) == 2
+    assert main(["predict", str(images), "-c", str(ckpts["fcn8s"]), "--model", "fcn8s", "--out", out]) == 2
+    assert main(["predict", str(images), "-c", str(tmp_path / "missing.pt"), "--out", out]) == 2
+    assert main(["predict", str(images), "--model", "deconvnet", "--proposals", "edge-boxes", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "no file matches" in err and "exactly one of" in err and "missing.pt" in err and "model.yml.gz" in err
+    assert all(ln.startswith("pixelwise predict: error:") for ln in err.strip().splitlines())
+
+
+def test_predict_deconvnet_with_a_box_file(ckpts, images, tmp_path):
+    boxes = write_box_file(tmp_path / "boxes.csv", {"img0.png": (np.array([[0, 0, 40, 64], [20, 10, 64, 50]]), None),
+                                                    "img1": (np.array([[8, 8, 56, 56]]), None)})
+    out = tmp_path / "out"
+    args = ["predict", str(images / "img0.png"), str(images / "img1.png"), "-c", str(ckpts["deconvnet"]),
+            "--out", str(out), "--boxes", str(boxes), "--min-box", "0", "--enlarge", "1.0", "--batch", "2", "--uncovered", "background"]
+    assert main(args) == 0
+    info = json.loads((out / "img0.json").read_text())["inference"]
+    assert info["proposals"] == "file" and info["boxes"] == [[0, 0, 40, 64], [20, 10, 64, 50]]
+    assert info["coverage"] == pytest.approx(1 - 24 * 24 / 64**2)  # x >= 40 outside y 10..50 is uncovered
+    assert json.loads((out / "img1.json").read_text())["inference"]["coverage"] == pytest.approx(48 * 48 / 64**2)
+    mask = np.asarray(Image.open(out / "img1.png"))
+    assert (mask[:8] == 0).all() and (mask[:, 56:] == 0).all()  # uncovered -> background
+
+
+def test_ensemble_checkpoint_loads_and_predicts(ckpts, images, tmp_path, capsys):
+    path = tmp_path / "edeconvnet.pt"
+    assert main(["ensemble", "--fcn", str(ckpts["fcn8s"]), "--deconvnet", str(ckpts["deconvnet"]),
+                 "--mode", "product", "-o", str(path)]) == 0
+    model = pixelwise.load_model(path)
+    assert isinstance(model, EDeconvNet) and model.mode == "product" and model.class_names == NAMES
+    fcn, dec = pixelwise.load_model(ckpts["fcn8s"]), pixelwise.load_model(ckpts["deconvnet"])
+    x = torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        expected = combine_scores(fcn(x), dec.forward_any_size(x), "product")
+        torch.testing.assert_close(model(x), expected)
+    out = tmp_path / "out"
+    assert main(["predict", str(images / "img0.png"), "-c", str(path), "--out", str(out), "--proposals", "none"]) == 0
+    assert main(["predict", str(images / "img0.png"), "--fcn", str(ckpts["fcn8s"]), "--deconvnet", str(ckpts["deconvnet"]),
+                 "--mode", "product", "--out", str(tmp_path / "out2"), "--proposals", "none"]) == 0
+    a = np.asarray(Image.open(out / "img0.png"))
+    b = np.asarray(Image.open(tmp_path / "out2" / "img0.png"))
+    np.testing.assert_array_equal(a, b)
+    # members that do not fit: FCN-32s is not an FCN-8s
+    assert main(["ensemble", "--fcn", str(ckpts["fcn32s"]), "--deconvnet", str(ckpts["deconvnet"]), "-o", str(path)]) == 2
+    assert "expected an FCN-8s" in capsys.readouterr().err
+
+
+def test_compare_writes_a_grid(ckpts, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code = main(["compare", "--dataset", "synthetic", "--dataset-arg", "size=64", "--dataset-arg", "num_classes=4",
+                 "--indices", "0,1", "--checkpoints", f"fcn32s={ckpts['fcn32s']}", f"fcn8s={ckpts['fcn8s']}",
+                 f"deconvnet={ckpts['deconvnet']}", "--proposals", "gt", "--min-box", "0",
+                 "--crf-for", "fcn8s", "--out", str(out)])
+    assert code == 0
+    assert "image, truth, fcn32s, fcn8s, fcn8s+CRF, deconvnet" in capsys.readouterr().err
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 6 * 100 and im.size[1] > 2 * 100
+
+
+def test_compare_from_image_files_with_truth(ckpts, images, tmp_path):
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    from pixelwise.data import write_mask
+
+    write_mask(truth / "img0.png", np.zeros((64, 64), np.uint8))
+    out = tmp_path / "g.png"
+    assert main(["compare", str(images / "img0.png"), str(images / "img1.png"), "--truth", str(truth),
+                 "--checkpoints", f"a={ckpts['fcn8s']}", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert main(["compare", str(images / "img0.png"), "--checkpoints", "nolabel.pt", "--out", str(out)]) == 2
