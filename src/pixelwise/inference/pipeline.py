@@ -49,6 +49,39 @@ def _background_scores(num_classes: int, height: int, width: int, device) -> tor
     return fill
 
 
+def deconvnet_scores(
+    deconv: nn.Module,
+    x: torch.Tensor,
+    boxes: np.ndarray | None,
+    *,
+    size: int = 224,
+    batch: int = 8,
+    aggregate: str = "max",
+    uncovered: str = "whole",
+    **dense_kw,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """DeconvNet's raw scores ``(C, H, W)`` for one normalised image ``x`` ``(3, H, W)``.
+
+    With ``boxes`` (prepared, ``(K, 4)``), instance-wise inference aggregated by ``aggregate``;
+    pixels no box covers are filled as ``uncovered`` says (``whole``: a whole-image pass;
+    ``background``; ``fcn``: left as they are, for the caller to fill). Without boxes, one
+    whole-image pass. Returns the scores and the coverage mask ``(H, W)`` bool (None without boxes).
+    ``dense_kw`` go to :func:`dense_logits` (tiling, precision).
+    """
+    if boxes is None:
+        return dense_logits(deconv, x[None], **dense_kw)[0], None
+    precision, progress = dense_kw.get("precision", "fp32"), dense_kw.get("progress", False)
+    with torch.inference_mode(), autocast(x.device, precision):
+        scores, cov = deconvnet_on_boxes(deconv, x, boxes, size=size, batch=batch, mode=aggregate, progress=progress)
+    if bool(cov.all()) or uncovered == "fcn":
+        return scores, cov
+    if uncovered == "whole":
+        fill = dense_logits(deconv, x[None], **dense_kw)[0]
+    else:
+        fill = _background_scores(scores.shape[0], *scores.shape[-2:], scores.device)
+    return torch.where(cov, scores, fill), cov
+
+
 def segment(
     model: nn.Module,
     image: np.ndarray,
@@ -142,21 +175,12 @@ def segment(
     coverage_seen: list[float] = []
 
     def deconv_scores(deconv: nn.Module, xv: torch.Tensor, bv: np.ndarray | None):
-        """DeconvNet scores ``(C, h, w)`` for a view and the coverage mask (None = all covered)."""
-        if bv is None:
-            return dense_logits(deconv, xv[None], **dense_kw)[0], None
-        with torch.inference_mode(), autocast(xv.device, precision):
-            scores, cov = deconvnet_on_boxes(
-                deconv, xv, bv, size=size, batch=batch, mode=aggregate, progress=progress
-            )
-        coverage_seen.append(float(cov.float().mean()))
-        if bool(cov.all()) or uncovered == "fcn":
-            return scores, cov
-        if uncovered == "whole":
-            fill = dense_logits(deconv, xv[None], **dense_kw)[0]
-        else:
-            fill = _background_scores(scores.shape[0], *scores.shape[-2:], scores.device)
-        return torch.where(cov, scores, fill), cov
+        scores, cov = deconvnet_scores(
+            deconv, xv, bv, size=size, batch=batch, aggregate=aggregate, uncovered=uncovered, **dense_kw
+        )
+        if cov is not None:
+            coverage_seen.append(float(cov.float().mean()))
+        return scores, cov
 
     def view_probs(xv: torch.Tensor, bv: np.ndarray | None) -> torch.Tensor:
         if kind in ("fcn", "generic", "deconvnet"):
