@@ -18,6 +18,8 @@ SUBCOMMAND_MODULES = [
     "predict",
     "compare",
     "ensemble",
+    "convert",
+    "export",
 ]
 
 

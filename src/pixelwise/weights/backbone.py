@@ -1,0 +1,124 @@
+"""ImageNet initialisation of a model's VGG16 backbone(s) from a local file ("net surgery").
+
+Accepted files: torchvision ``vgg16-397923af.pth`` (VGG16) and ``vgg16_bn-6c64b313.pth``
+(VGG16-BN), and Caffe ``VGG_ILSVRC_16_layers.caffemodel`` (fc6/fc7 as InnerProduct) or the
+DeconvNet release's ``VGG_ILSVRC_16_layers_conv.caffemodel`` (fc6/fc7 already convolutions).
+The weights decide the input convention; it is returned and set on the model so that checkpoints
+and transforms carry it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torch import nn
+
+from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.vgg import VGG16
+from pixelwise.weights import caffe_mapping, torchvision_vgg
+from pixelwise.weights.caffemodel import CaffeNet, looks_like_caffemodel, read_caffemodel
+from pixelwise.weights.report import ImportReport
+from pixelwise.weights.transplant import SourceLayer, apply_mapping
+
+
+def find_backbones(model: nn.Module) -> list[tuple[str, VGG16]]:
+    """Return ``[(module path, VGG16), ...]``: every VGG16 backbone in ``model`` (two in EDeconvNet)."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, VGG16)]
+
+
+def set_input_convention(model: nn.Module, convention) -> None:
+    """Set ``input_convention`` on the model and on every sub-model that has one."""
+    for m in model.modules():
+        if hasattr(m, "input_convention"):
+            m.input_convention = convention
+    model.input_convention = convention
+
+
+def _check_width(origin: str, found: int, backbone: VGG16, path_in_model: str) -> None:
+    expected = backbone.conv1_1.out_channels
+    if found != expected:
+        file_width = found / 64
+        raise CheckpointError(
+            f"{origin}: the weights are for width {file_width:g} (conv1_1 has {found} filters) but "
+            f"{path_in_model} has width {backbone.width:g} ({expected} filters); build the model with "
+            f"width={file_width:g}"
+        )
+
+
+def unused_layers(sources: dict[str, SourceLayer], used: set[str]) -> list[str]:
+    """Return the names of weighted source layers that no mapping consumed."""
+    return [name for name, s in sources.items() if s.blobs and name not in used and not (set(s.consumed) & used)]
+
+
+def backbone_from_caffe(model: nn.Module, net: CaffeNet, *, bn_mode: str = "auto") -> ImportReport:
+    """Load a parsed Caffe VGG16 into every backbone of ``model``; returns the report."""
+    sources, warnings = caffe_mapping.caffe_sources(net, bn_mode=bn_mode)
+    conv1 = sources.get("conv1_1")
+    if conv1 is None:
+        raise CheckpointError(f"{net.path}: no layer 'conv1_1'; not a VGG16 caffemodel")
+    rows, kept, used = [], [], set()
+    for prefix, backbone in _require_backbones(model):
+        _check_width(net.path, int(conv1.blobs[0].shape[0]), backbone, prefix)
+        mapping = caffe_mapping.backbone_mapping(prefix, backbone, bn_required=False)
+        r, k, u = apply_mapping(model, sources, mapping, origin=net.path)
+        rows, kept, used = rows + r, kept + k, used | u
+    report = ImportReport(
+        net.path, f"Caffe caffemodel ({net.layer_format})", caffe_mapping.CONVENTION, rows, kept,
+        unused_layers(sources, used), warnings,
+    )
+    set_input_convention(model, report.input_convention)
+    return report
+
+
+def backbone_from_torchvision(model: nn.Module, path: str | os.PathLike, *, state: dict | None = None) -> ImportReport:
+    """Load a torchvision VGG16 / VGG16-BN state dict (read from ``path`` unless ``state`` is
+    given) into every backbone of ``model``; returns the report."""
+    origin = str(path)
+    if state is None:
+        state = torchvision_vgg.read_state_dict(path)
+    sources = torchvision_vgg.source_layers(state, origin)
+    source_bn = torchvision_vgg.has_batch_norm(state)
+    rows, kept, used = [], [], set()
+    for prefix, backbone in _require_backbones(model):
+        _check_width(origin, int(state["features.0.weight"].shape[0]), backbone, prefix)
+        mapping = torchvision_vgg.backbone_mapping(prefix, target_bn=backbone.batch_norm, source_bn=source_bn)
+        r, k, u = apply_mapping(model, sources, mapping, origin=origin)
+        rows, kept, used = rows + r, kept + k, used | u
+    fmt = f"torchvision VGG16{'-BN' if source_bn else ''} state dict"
+    report = ImportReport(
+        origin, fmt, torchvision_vgg.CONVENTION, rows, kept, unused_layers(sources, used), []
+    )
+    set_input_convention(model, report.input_convention)
+    return report
+
+
+def _require_backbones(model: nn.Module) -> list[tuple[str, VGG16]]:
+    found = find_backbones(model)
+    if not found:
+        raise PixelwiseError(f"{type(model).__name__} has no VGG16 backbone to initialise")
+    for prefix, backbone in found:
+        if not backbone.fc:
+            raise PixelwiseError(f"{prefix} has no fc6/fc7; cannot take VGG16 ImageNet weights")
+    return found
+
+
+def load_backbone_weights(model: nn.Module, path: str | os.PathLike, *, bn_mode: str = "auto") -> ImportReport:
+    """Initialise ``model``'s VGG16 backbone(s) from ImageNet weights in ``path``; return the report.
+
+    ``path``: a torchvision VGG16 / VGG16-BN state dict (``.pth``) or a Caffe VGG16
+    ``.caffemodel``. Convolutions conv1_1..conv5_3 are copied, fc6 (25088 -> 4096) becomes the 7x7
+    convolution and fc7 the 1x1 one; fc8 is dropped. Batch-norm statistics are copied into a
+    BN backbone (DeconvNet), folded into the convolutions of a plain one (FCN), or left at their
+    initialisation when the file has none (reported in ``report.kept``). Every shape is checked
+    before anything is written; a width mismatch raises :class:`CheckpointError` naming both widths.
+    Sets ``model.input_convention`` to the weights' convention (``report.input_convention``):
+    ``torchvision_rgb`` for torchvision files, ``caffe_bgr`` for Caffe ones.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such backbone weights file")
+    if looks_like_caffemodel(path):
+        return backbone_from_caffe(model, read_caffemodel(path), bn_mode=bn_mode)
+    return backbone_from_torchvision(model, path)
+

@@ -1,0 +1,140 @@
+"""Run an exported pixelwise ONNX file in ONNX Runtime behind a small torch-like interface.
+
+``OnnxModel(path)`` is called like the torch model: ``(N, 3, H, W)`` float tensor in, ``(N, C, H,
+W)`` logits tensor out, with ``.input_convention``, ``.class_names`` and ``.num_classes`` read from
+the file's metadata, so that the same pre- and post-processing code serves both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
+from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.weights.onnx_export import INPUT_NAME, META_PREFIX, ONNX_HINT, SIZES_ANY, SIZES_MULTIPLE_OF_32
+
+_MIN_SIDE = 224
+
+
+class OnnxModel:
+    """An ONNX Runtime session that behaves like a pixelwise model in eval mode.
+
+    Args:
+        path: an ``.onnx`` file written by ``pixelwise export`` / :func:`export_onnx`.
+        providers: ONNX Runtime execution providers (default: CPU).
+        threads: intra-op threads (default: torch's thread count).
+    """
+
+    training = False
+
+    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise PixelwiseError(ONNX_HINT) from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: no such ONNX file")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or max(1, torch.get_num_threads())
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), opts, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime's own exception classes
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"{self.path}: not a loadable ONNX model: {first[:200]}") from None
+        inputs = [i.name for i in self.session.get_inputs()]
+        if INPUT_NAME not in inputs:
+            raise CheckpointError(f"{self.path}: expected an input named {INPUT_NAME!r}, found {inputs}; "
+                                  "export it with `pixelwise export`")
+        meta = {
+            k[len(META_PREFIX):]: v
+            for k, v in self.session.get_modelmeta().custom_metadata_map.items()
+            if k.startswith(META_PREFIX)
+        }
+        self.metadata: dict[str, str] = meta
+        conv = json.loads(meta["input_convention"]) if "input_convention" in meta else None
+        self.input_convention: InputConvention = get_convention(conv) if conv else CAFFE_BGR
+        self.class_names: list[str] | None = json.loads(meta.get("class_names", "null"))
+        spec = json.loads(meta.get("model_spec", "null"))
+        self.pixelwise_spec: dict | None = spec
+        num = meta.get("num_classes") or (spec or {}).get("num_classes")
+        self.num_classes: int | None = int(num) if num else None
+        self.input_sizes: str = meta.get("input_sizes", SIZES_ANY)
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r}, input_sizes={self.input_sizes!r})"
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` for a fixed-size graph (EDeconvNet), else None."""
+        if not self.input_sizes.startswith("fixed:"):
+            return None
+        h, w = self.input_sizes.split(":", 1)[1].split("x")
+        return int(h), int(w)
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`PixelwiseError` unless the graph accepts ``height x width``."""
+        fixed = self.fixed_size
+        if fixed and (height, width) != fixed:
+            raise PixelwiseError(
+                f"{self.path}: this graph was exported for {fixed[0]}x{fixed[1]} inputs, got "
+                f"{height}x{width}; use forward_any_size() or export at this size"
+            )
+        if self.input_sizes == SIZES_MULTIPLE_OF_32 and (
+            height % 32 or width % 32 or height < _MIN_SIDE or width < _MIN_SIDE
+        ):
+            raise PixelwiseError(
+                f"{self.path}: needs sides that are multiples of 32 and >= {_MIN_SIDE}, got "
+                f"{height}x{width}; use forward_any_size()"
+            )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(N, C, H, W)`` float32 logits for an ``(N, 3, H, W)`` float tensor, on ``x``'s device."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise PixelwiseError(f"{self.path}: expected an (N, 3, H, W) tensor, got {shape}")
+        self.check_input_size(int(x.shape[-2]), int(x.shape[-1]))
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = self.session.run(None, {INPUT_NAME: array})[0]
+        return torch.from_numpy(out).to(x.device)
+
+    forward = __call__
+
+    def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad ``x`` (bottom/right, zeros = the mean colour) to a size the graph takes, run, crop back.
+
+        Mirrors ``DeconvNet.forward_any_size``; a fixed-size graph is padded up to its size (inputs
+        larger than it raise). Returns ``(N, C, H, W)`` logits.
+        """
+        height, width = int(x.shape[-2]), int(x.shape[-1])
+        fixed = self.fixed_size
+        if fixed:
+            if height > fixed[0] or width > fixed[1]:
+                raise PixelwiseError(f"{self.path}: input {height}x{width} is larger than the exported {fixed[0]}x{fixed[1]}")
+            target = fixed
+        elif self.input_sizes == SIZES_MULTIPLE_OF_32:
+            target = (max(_MIN_SIDE, height + (-height) % 32), max(_MIN_SIDE, width + (-width) % 32))
+        else:
+            return self(x)
+        out = self(F.pad(x, (0, target[1] - width, 0, target[0] - height)))
+        return out[..., :height, :width]
+
+    # torch-like no-ops so that code written for nn.Module runs unchanged
+    def eval(self) -> "OnnxModel":
+        """Return self (an ONNX graph is always in inference mode)."""
+        return self
+
+    def to(self, *args, **kwargs) -> "OnnxModel":
+        """Return self (outputs follow the input's device; the session's providers pick the hardware)."""
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "OnnxModel":
+        """Return self (nothing to train)."""
+        return self
