@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = [
     "ensemble",
     "convert",
     "export",
+    "bench",
 ]
 
 
