@@ -158,3 +158,26 @@ def test_compare_from_image_files_with_truth(ckpts, images, tmp_path):
                  "--checkpoints", f"a={ckpts['fcn8s']}", "--out", str(out)]) == 0
     assert out.stat().st_size > 0
     assert main(["compare", str(images / "img0.png"), "--checkpoints", "nolabel.pt", "--out", str(out)]) == 2
+
+
+def test_predict_runs_an_exported_onnx_file_like_the_checkpoint(tmp_path):
+    """`pixelwise export` then `pixelwise predict --checkpoint model.onnx`: ONNX Runtime gives the
+    same masks as the torch engine."""
+    model = pixelwise.create_model("fcn8s", num_classes=3, width=0.03125)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.startswith("score_"):
+                p.normal_(std=0.5)
+    ckpt = save_checkpoint(tmp_path / "m.pt", make_checkpoint(model))
+    rng = np.random.default_rng(0)
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.fromarray(rng.integers(0, 255, (40, 52, 3), dtype=np.uint8)).save(images / "a.png")
+    assert main(["export", "--checkpoint", str(ckpt), "-o", str(tmp_path / "m.onnx"), "--quiet"]) == 0
+    assert main(["predict", str(images), "--checkpoint", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "o1")]) == 0
+    assert main(["predict", str(images), "--checkpoint", str(ckpt), "--engine", "plain",
+                 "--out", str(tmp_path / "o2")]) == 0
+    a = np.array(Image.open(tmp_path / "o1" / "a.png"))
+    b = np.array(Image.open(tmp_path / "o2" / "a.png"))
+    assert (a == b).mean() > 0.99

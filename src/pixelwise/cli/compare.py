@@ -19,6 +19,7 @@ from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.crf import CRF_DEFAULTS, dense_crf
 from pixelwise.inference.pipeline import segment
+from pixelwise.optimize import prepare_for_inference
 from pixelwise.runtime import resolve_device
 
 
@@ -136,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(label, path) for label, path in checkpoints.items()]
     bar = tqdm(total=len(jobs) * len(rows), desc="compare", unit="img", file=sys.stderr, disable=None)
     for label, path in jobs:
-        model = load_model(path).to(device).eval()
+        model = prepare_for_inference(load_model(path).to(device).eval(), engine=args.engine,
+                                      precision=args.precision, device=device, copy=False)
         if class_names is None:
             num_classes = int(model.num_classes)
             if getattr(model, "class_names", None) is None and dataset_names and len(dataset_names) == num_classes:

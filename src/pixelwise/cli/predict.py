@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_image, write_mask
@@ -29,6 +30,7 @@ from pixelwise.inference.proposals import EDGE_MODEL_HINT
 from pixelwise.inference.sliding import WINDOWS
 from pixelwise.inference.tta import parse_scales
 from pixelwise.models.ensemble import ENSEMBLE_MODES
+from pixelwise.optimize import ENGINES, prepare_for_inference
 from pixelwise.runtime import PRECISIONS, resolve_device
 
 PROPOSAL_CHOICES = ("none", "selective-search", "edge-boxes", "sliding", "file", "gt")
@@ -42,6 +44,10 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("device")
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="forward-pass precision")
+    g.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="inference engine (pixelwise.optimize): auto = the fastest measured for the model "
+                        "(benchmarks/README.md); plain = the model as built; onnxruntime exports and runs "
+                        "it in ONNX Runtime. A .onnx file given as --checkpoint always runs in ONNX Runtime")
     g = p.add_argument_group("dense inference")
     g.add_argument("--tile", type=int, default=None, metavar="PX",
                    help="sliding-window tiles of PX x PX pixels (default: whole image at once)")
@@ -164,6 +170,8 @@ def load_cli_model(args: argparse.Namespace) -> nn.Module:
     if sum(sources) != 1:
         raise PixelwiseError("give exactly one of --checkpoint CKPT, --model NAME, or --fcn CKPT --deconvnet CKPT")
     device = resolve_device(args.device)
+    if args.checkpoint is not None and str(args.checkpoint).endswith(".onnx"):
+        return load_onnx_model(args.checkpoint)
     if args.checkpoint is not None:
         model = load_model(args.checkpoint)
     elif args.model is not None:
@@ -178,7 +186,24 @@ def load_cli_model(args: argparse.Namespace) -> nn.Module:
             load_model(args.fcn), load_model(args.deconvnet), mode=args.mode or "mean",
             fcn_source=args.fcn, deconvnet_source=args.deconvnet,
         )
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    return prepare_for_inference(model, engine=args.engine, precision=args.precision, device=device, copy=False)
+
+
+def load_onnx_model(path: str) -> nn.Module:
+    """Return an exported ``.onnx`` model (``pixelwise export``) ready for :func:`segment`: run by
+    ONNX Runtime, dispatched as the FCN or DeconvNet it was exported from (an exported EDeconvNet
+    is one whole-image graph)."""
+    from pixelwise.models.registry import get_entry
+    from pixelwise.optimize import PreparedModel
+    from pixelwise.weights.onnx_engine import OnnxModel
+
+    onnx = OnnxModel(path)
+    spec = onnx.pixelwise_spec or {}
+    family = get_entry(spec["name"]).family if spec.get("name") else "other"
+    meta = {k: getattr(onnx, k) for k in ("num_classes", "input_convention", "class_names", "pixelwise_spec")}
+    return PreparedModel(onnx, engine="onnxruntime", family="other" if family == "ensemble" else family,
+                         device=torch.device("cpu"), meta=meta)
 
 
 # -- inputs and outputs ---------------------------------------------------------------------------

@@ -12,21 +12,16 @@ from pixelwise.convention import CAFFE_BGR, InputConvention
 from pixelwise.data.transforms import normalize_image
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.sliding import sliding_window
-from pixelwise.models.deconvnet import DeconvNet
-from pixelwise.models.ensemble import EDeconvNet
-from pixelwise.models.fcn import FCN
 from pixelwise.runtime import autocast
 
 
 def model_kind(model: nn.Module) -> str:
-    """Return ``fcn``, ``deconvnet``, ``ensemble`` or ``generic`` (any other any-size model)."""
-    if isinstance(model, EDeconvNet):
-        return "ensemble"
-    if isinstance(model, DeconvNet):
-        return "deconvnet"
-    if isinstance(model, FCN):
-        return "fcn"
-    return "generic"
+    """Return ``fcn``, ``deconvnet``, ``ensemble`` or ``generic`` (any other any-size model);
+    a model prepared by :func:`pixelwise.optimize.prepare_for_inference` counts as what it wraps."""
+    from pixelwise.optimize import PreparedModel, model_family
+
+    family = model.family if isinstance(model, PreparedModel) else model_family(model)
+    return family if family in ("fcn", "deconvnet", "ensemble") else "generic"
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -58,10 +53,9 @@ def image_tensor(image: np.ndarray, model: nn.Module) -> torch.Tensor:
 
 
 def any_size_forward(model: nn.Module):
-    """Return a callable mapping ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w``."""
-    if isinstance(model, DeconvNet):
-        return model.forward_any_size
-    return model
+    """Return a callable mapping ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w``
+    (DeconvNet and prepared engines pad and crop in ``forward_any_size``)."""
+    return getattr(model, "forward_any_size", model)
 
 
 def dense_logits(
