@@ -18,9 +18,13 @@ SUBCOMMAND_MODULES = [
     "predict",
     "compare",
     "ensemble",
+    "train",
+    "eval",
+    "demo",
     "convert",
     "export",
     "bench",
+    "reproduce",
 ]
 
 

@@ -1,0 +1,105 @@
+"""``pixelwise train``: train any registered model on any dataset.
+
+Every option of :class:`pixelwise.train.config.TrainConfig` is a flag (``lr_steps`` ->
+``--lr-steps``); only the flags actually given override the recipe and the ``--config`` YAML.
+Run under ``torchrun --nproc_per_node N`` for distributed data parallel training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import yaml
+
+from pixelwise.errors import PixelwiseError
+from pixelwise.train.config import FIELDS, base_type, coerce, load_yaml
+from pixelwise.train.recipes import RECIPES
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per config field, all defaulting to "not given" (argparse.SUPPRESS)."""
+    groups = {
+        "model": parser.add_argument_group("model"),
+        "data": parser.add_argument_group("data"),
+        "optimisation": parser.add_argument_group("optimisation"),
+        "running": parser.add_argument_group("running"),
+    }
+    section = "model"
+    for name, f in FIELDS.items():
+        section = {"dataset": "data", "recipe": "optimisation", "out": "running"}.get(name, section)
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        tp, is_list = base_type(name)
+        help_text = meta["help"]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text += f" [default: {','.join(map(str, default)) if isinstance(default, list) else default}]"
+        kwargs = dict(dest=name, default=argparse.SUPPRESS, help=help_text)
+        if name == "recipe":
+            kwargs["choices"] = list(RECIPES)
+        elif meta.get("choices"):
+            kwargs["choices"] = list(meta["choices"])
+        if tp is bool:
+            groups[section].add_argument(_flag(name), action=argparse.BooleanOptionalAction, **kwargs)
+        elif is_list:
+            groups[section].add_argument(_flag(name), metavar="A,B", type=str, **kwargs)
+        else:
+            groups[section].add_argument(_flag(name), type=str, **kwargs)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (recipes: paper, heavy, deconvnet, demo)",
+        description="Train any registered model. Precedence: defaults < --recipe < --config YAML < flags. "
+        "Writes last.pt, best.pt, config.yaml, log.jsonl and curves.png into --out.",
+    )
+    p.add_argument("--config", metavar="YAML", help="YAML file of options (keys as in config.yaml)")
+    p.add_argument("--resume", nargs="?", const="auto", metavar="PATH|auto",
+                   help="continue a run from a checkpoint (auto: OUT/last.pt if present)")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option (repeatable), e.g. --data size=64 --data sbd_root=/data/sbd")
+    add_config_flags(p)
+    p.set_defaults(func=run)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """Return the options given in ``--config`` merged with the flags actually given."""
+    values = load_yaml(args.config) if args.config else {}
+    for name in FIELDS:
+        if hasattr(args, name):
+            values[name] = coerce(name, getattr(args, name), source=_flag(name))
+    if args.data:
+        options = dict(values.get("data_options") or {})
+        for item in args.data:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise PixelwiseError(f"--data {item!r}: expected KEY=VALUE, e.g. --data size=64")
+            options[key.strip()] = yaml.safe_load(raw) if raw else ""
+        values["data_options"] = options
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    from pixelwise.train import distributed as dist_utils
+    from pixelwise.train.staged import launch
+
+    overrides = overrides_from_args(args)
+    try:
+        results = launch(overrides, resume=args.resume)
+        main = dist_utils.is_main()
+    finally:
+        dist_utils.cleanup()
+    last = results[-1]
+    if main:
+        if last.metrics:
+            print(f"{last.out}: step {last.step}, val mean IU {100 * last.metrics['mean_iu']:.1f} "
+                  f"({last.seconds:.0f} s)")
+        else:
+            print(f"{last.out}: step {last.step}, {last.status} ({last.seconds:.0f} s)")
+    return 0 if last.status == "finished" else 130

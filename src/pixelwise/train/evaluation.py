@@ -1,0 +1,176 @@
+"""Evaluate a checkpoint on a dataset split and write the results (``pixelwise eval``).
+
+Modes:
+
+- ``whole``: every image at its native size (FCN), DeconvNet through ``forward_any_size`` (padded
+  to a valid size, cropped back); images batched when they share a size, else padded.
+- ``proposals``: DeconvNet / EDeconvNet through the proposal pipeline of
+  :func:`pixelwise.inference.segment` (crops of object proposals, aggregated in image space).
+
+Outputs in ``out``: ``results.json`` (the four metrics, per-class IU and accuracy, size-bucket IU
+when the dataset has size maps, the confusion matrix, what was evaluated, timing) and
+``confusion.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pixelwise.checkpoint import load_checkpoint, model_from_checkpoint
+from pixelwise.errors import PixelwiseError
+from pixelwise.metrics import ConfusionMatrix, SizeBucketIU, format_size_table, format_table
+from pixelwise.train import data as tdata
+from pixelwise.train import distributed as dist_utils
+from pixelwise.train.config import TrainConfig
+from pixelwise.train.loop import evaluate
+from pixelwise.train.runlog import to_json
+from pixelwise.viz.confusion import plot_confusion
+
+MODES = ("whole", "proposals")
+
+
+def eval_config(ckpt: dict, *, dataset: str | None, data_root: str | None, data_options: dict | None,
+                split: str | None, limit: int | None) -> TrainConfig:
+    """Return a config describing the evaluation data: the checkpoint's training config (if any)
+    with the given dataset options on top."""
+    saved = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    base = TrainConfig().to_dict()
+    base.update({k: v for k, v in saved.items() if k in base})
+    if dataset is not None and dataset != base["dataset"]:
+        base["data_options"] = {}
+        base["data_root"] = None
+    if dataset is not None:
+        base["dataset"] = dataset
+    if data_root is not None:
+        base["data_root"] = data_root
+    if data_options:
+        base["data_options"] = {**base["data_options"], **data_options}
+    base["val_split"] = split if split is not None else (base["val_split"] or "val")
+    base["val_limit"] = limit
+    base["cache_data"] = False
+    return TrainConfig.from_dict(base, source="eval options")
+
+
+def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, method: str,
+                       options: dict | None, device: torch.device, precision: str, progress: bool,
+                       rank: int = 0, world_size: int = 1) -> dict:
+    """Evaluate with the DeconvNet proposal pipeline, image by image; returns the same keys as
+    :func:`pixelwise.train.loop.evaluate`."""
+    from pixelwise.inference import segment
+
+    base = dataset.base
+    cm = ConfusionMatrix(num_classes, device=device)
+    buckets = SizeBucketIU(num_classes, device=device)
+    have_sizes = False
+    start = time.perf_counter()
+    indices = list(range(rank, len(base), world_size))
+    for i in tqdm(indices, desc="eval (proposals)", disable=not progress, leave=False):
+        sample = base[i]
+        opts = dict(options or {})
+        if method.replace("-", "_") == "gt":
+            opts["sample"] = sample
+        probs = segment(model, sample["image"], proposals=method, proposal_options=opts, precision=precision)
+        pred = torch.from_numpy(np.asarray(probs).argmax(0)).to(device)
+        target = torch.from_numpy(np.asarray(sample["mask"]).astype(np.int64)).to(device)
+        cm.update(pred, target)
+        if "size_map" in sample:
+            have_sizes = True
+            buckets.update(pred, target, torch.from_numpy(sample["size_map"].astype(np.int64)).to(device))
+    cm.all_reduce()
+    counts = dist_utils.all_reduce_sum_(torch.tensor([len(indices), int(have_sizes)], device=device))
+    results = cm.compute()
+    results["confusion"] = cm.matrix.cpu().tolist()
+    results["images"] = int(counts[0])
+    results["seconds"] = time.perf_counter() - start
+    if int(counts[1]):
+        buckets.all_reduce()
+        results["size_buckets"] = buckets.compute()
+    return results
+
+
+def run_eval(
+    checkpoint: str,
+    *,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    data_options: dict | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 1,
+    resize: int | None = None,
+    mode: str = "whole",
+    proposals: str = "selective-search",
+    proposal_options: dict | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    threads: int = 0,
+    out: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate ``checkpoint`` and write ``results.json`` + ``confusion.png`` into ``out`` (default:
+    ``<checkpoint folder>/eval-<split>``) on rank 0. Returns the results dict (with ``out``)."""
+    if mode not in MODES:
+        raise PixelwiseError(f"unknown --mode {mode!r}; valid: {', '.join(MODES)}")
+    info = dist_utils.init_distributed(device)
+    local_world = info.world_size if info.distributed else 1
+    torch.set_num_threads(threads or dist_utils.default_threads(local_world))
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, source=str(checkpoint)).eval().to(info.device)
+    cfg = eval_config(ckpt, dataset=dataset, data_root=data_root, data_options=data_options, split=split,
+                      limit=limit)
+    ds = tdata.val_dataset(cfg)
+    ds.convention = model.input_convention  # the weights decide the normalisation
+    num_classes = int(ckpt["model_spec"]["num_classes"])
+    if ds.num_classes > num_classes:
+        raise PixelwiseError(
+            f"{checkpoint}: model has {num_classes} classes but dataset {cfg.dataset!r} has {ds.num_classes}"
+        )
+    class_names = ckpt.get("class_names") or list(ds.class_names)
+    show = progress and info.is_main
+    if mode == "proposals":
+        if not hasattr(model, "deconvnet") and not hasattr(model, "forward_any_size"):
+            raise PixelwiseError("--mode proposals needs a DeconvNet or EDeconvNet checkpoint; FCN uses --mode whole")
+        results = evaluate_proposals(model, ds, num_classes, method=proposals, options=proposal_options,
+                                     device=info.device, precision=precision, progress=show, rank=info.rank,
+                                     world_size=info.world_size)
+    else:
+        loader = tdata.eval_loader(ds, batch_size, rank=info.rank, world_size=info.world_size)
+        results = evaluate(model, loader, num_classes, device=info.device, precision=precision, progress=show,
+                           desc=f"eval {ckpt['model_spec']['name']}", resize=resize)
+    results.update({
+        "checkpoint": str(checkpoint),
+        "model": ckpt["model_spec"]["name"],
+        "dataset": cfg.dataset,
+        "split": cfg.val_split,
+        "mode": mode,
+        "resize": resize,
+        "class_names": list(class_names),
+        "world_size": info.world_size,
+    })
+    out_dir = Path(out) if out else Path(checkpoint).resolve().parent / f"eval-{cfg.val_split}"
+    results["out"] = str(out_dir)
+    if info.is_main:
+        write_results(results, out_dir, class_names)
+    return results
+
+
+def write_results(results: dict, out_dir: Path, class_names: list[str]) -> None:
+    """Write ``results.json`` and ``confusion.png`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(to_json(results, indent=1), encoding="utf-8")
+    plot_confusion(results["confusion"], out_dir / "confusion.png", class_names,
+                   title=f"{results.get('model', '')} on {results.get('dataset', '')} {results.get('split', '')}")
+
+
+def results_text(results: dict[str, Any]) -> str:
+    """Return the printed report: the metrics table, per-class IU and size buckets."""
+    text = format_table(results, results.get("class_names"))
+    if "size_buckets" in results:
+        text += "\n\nIU by object size\n" + format_size_table(results["size_buckets"])
+    return text

@@ -1,0 +1,210 @@
+"""The training step and the evaluation loop: plain functions, no hidden state.
+
+Loss normalisation (``reduction``):
+
+- ``mean``: cross-entropy averaged over the valid (not ignored) pixels of the forward batch
+  (Caffe ``normalize: true``, the CVPR paper);
+- ``sum``: cross-entropy summed over the pixels of each image, averaged over the images of the
+  forward batch (Caffe ``normalize: false``; with the heavy recipe's batch 1 it is the plain sum).
+
+With gradient accumulation the ``iter_size`` forward passes' losses are averaged, as Caffe does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from pixelwise.metrics import ConfusionMatrix, SizeBucketIU
+from pixelwise.runtime import autocast
+from pixelwise.train.distributed import all_reduce_sum_
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
+                      ignore_index: int = 255) -> torch.Tensor:
+    """Return the scalar cross-entropy of ``(N, C, H, W)`` logits against ``(N, H, W)`` labels.
+
+    ``mean``: over valid pixels (0 if there is none, never NaN); ``sum``: summed per image, averaged
+    over the ``N`` images.
+    """
+    logits = logits.float()
+    if reduction == "sum":
+        return F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum") / logits.shape[0]
+    if reduction != "mean":
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    valid = (target != ignore_index).sum()
+    total = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
+    return total / valid.clamp_min(1)
+
+
+def whole_image_forward(model: nn.Module, x: torch.Tensor, resize: int | None = None) -> torch.Tensor:
+    """Return ``(N, C, H, W)`` logits for any input size: DeconvNet through ``forward_any_size``.
+
+    ``resize``: run the network on the images resized (bilinear) to ``resize x resize`` and resize the
+    scores back; for DeconvNet ``resize=224`` treats the whole image as one 224x224 proposal.
+    """
+    fn = getattr(model, "forward_any_size", None) or model
+    if resize is None:
+        return fn(x)
+    size = x.shape[-2:]
+    y = fn(F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False))
+    return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+
+
+class AnySize(nn.Module):
+    """Wraps a model so that ``forward`` accepts any input size (for DDP, which calls ``forward``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(N, C, H, W)`` logits (see :func:`whole_image_forward`)."""
+        return whole_image_forward(self.model, x)
+
+
+def train_step(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    device: torch.device,
+    reduction: str = "mean",
+    ignore_index: int = 255,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    channels_last: bool = False,
+) -> float:
+    """Run one optimiser step over ``micro_batches`` (gradient accumulation) and return the mean loss.
+
+    ``module`` maps ``(N, 3, H, W)`` -> ``(N, C, H, W)`` (may be a DDP wrapper: gradients are then
+    synchronised on the last micro-batch only). The caller steps the lr scheduler.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    n = len(micro_batches)
+    total = 0.0
+    for i, (images, masks) in enumerate(micro_batches):
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        masks = masks.to(device, non_blocking=True)
+        sync = i == n - 1 or not hasattr(module, "no_sync")
+        ctx = contextlib.nullcontext() if sync else module.no_sync()
+        with ctx:
+            with autocast(device, precision):
+                logits = module(images)
+            loss = segmentation_loss(logits, masks, reduction=reduction, ignore_index=ignore_index) / n
+            if scaler is not None:
+                scaler.scale(loss).backward()
+            else:
+                loss.backward()
+        total += float(loss.detach()) * n
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return total / n
+
+
+def train_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    *,
+    iter_size: int = 1,
+    scheduler=None,
+    device: torch.device | str = "cpu",
+    reduction: str = "mean",
+    ignore_index: int = 255,
+) -> list[float]:
+    """Train ``model`` for ``steps`` optimiser steps of ``iter_size`` batches each from
+    ``batches`` (cycled if shorter); return the per-step losses."""
+    device = torch.device(device)
+    model.train()
+    source: Iterator = iter(batches)
+    losses = []
+    for _ in range(steps):
+        micro = []
+        for _ in range(iter_size):
+            try:
+                micro.append(next(source))
+            except StopIteration:
+                source = iter(batches)
+                micro.append(next(source))
+        losses.append(train_step(model, optimizer, micro, device=device, reduction=reduction,
+                                 ignore_index=ignore_index))
+        if scheduler is not None:
+            scheduler.step()
+    return losses
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    num_classes: int,
+    *,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    ignore_index: int = 255,
+    channels_last: bool = False,
+    progress: bool = False,
+    desc: str = "eval",
+    resize: int | None = None,
+) -> dict:
+    """Evaluate whole images and return the metrics.
+
+    ``loader`` yields ``(images (N, 3, H, W), masks (N, H, W))`` or ``(images, masks, extras)``
+    (``extras["size_map"]`` (N, H, W) enables the size-bucket scores). The confusion matrices are
+    summed over processes under ``torch.distributed``, so every process returns the metrics of the
+    whole data set. ``resize``: see :func:`whole_image_forward`. Returns
+    :meth:`pixelwise.metrics.ConfusionMatrix.compute` plus ``confusion``
+    (C x C list), ``images``, ``seconds`` and, when size maps were given, ``size_buckets``.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes, ignore_index, device=device)
+    buckets = SizeBucketIU(num_classes, ignore_index, device=device)
+    have_sizes = False
+    images_seen = 0
+    start = time.perf_counter()
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        images, masks = batch[0].to(device), batch[1].to(device)
+        extras = batch[2] if len(batch) > 2 else {}
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            logits = whole_image_forward(model, images, resize)
+        pred = logits.argmax(1)
+        cm.update(pred, masks)
+        if "size_map" in extras:
+            have_sizes = True
+            buckets.update(pred, masks, extras["size_map"].to(device))
+        images_seen += images.shape[0]
+    cm.all_reduce()
+    counts = all_reduce_sum_(torch.tensor([images_seen, int(have_sizes)], device=device))
+    results = cm.compute()
+    results["confusion"] = cm.matrix.cpu().tolist()
+    results["images"] = int(counts[0])
+    results["seconds"] = time.perf_counter() - start
+    if int(counts[1]):
+        buckets.all_reduce()
+        results["size_buckets"] = buckets.compute()
+    if was_training:
+        model.train()
+    return results
+
+
+def finite(value: float) -> bool:
+    """Return True unless ``value`` is NaN or infinite."""
+    return math.isfinite(value)

@@ -1,0 +1,154 @@
+"""Named training recipes and the resolution of a run's options into one :class:`TrainConfig`.
+
+- ``paper``: FCN, CVPR 2015. SGD, momentum 0.9, minibatch 20 images, lr 1e-4, weight decay 5e-4,
+  biases lr x2 without decay, loss averaged over the valid pixels. Whole images differ in size, so
+  the 20 images are accumulated one at a time (``batch_size 1``, ``iter_size 20``), as Caffe does.
+- ``heavy``: FCN, released solvers. Batch 1, momentum 0.99, weight decay 5e-4, *summed* loss, fixed
+  lr 1e-10 (fcn32s), 1e-12 (fcn16s), 1e-14 (fcn8s), 1e-10 (fcn8s_atonce); 100k iterations (300k
+  at once). In ``--stages`` runs each stage gets its own lr.
+- ``deconvnet``: DeconvNet, ICCV 2015. SGD, batch 64 = 8 x 8 accumulation, lr 0.01, momentum 0.9,
+  weight decay 5e-4, 224x224 crops. Stage 1 (``sampling=objects``): 20k iterations, lr x0.1 at 9k;
+  stage 2 (``sampling=proposals``): 40k iterations, lr x0.1 at 10k, then batch-norm population
+  statistics recomputed over 200 batches. Without ``--sampling`` the recipe runs both stages.
+- ``demo``: the small CPU settings of ``pixelwise demo`` (not paper-exact).
+
+Precedence: dataclass defaults < recipe < YAML < flags. ``schedule_scale`` multiplies the steps,
+lr steps and warm-up that the user did not set explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pixelwise.errors import PixelwiseError
+from pixelwise.train.config import TrainConfig
+
+HEAVY_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
+"""The released solvers' fixed learning rates (summed loss, batch 1, momentum 0.99)."""
+
+SCHEDULE_KEYS = ("steps", "lr_steps", "warmup_steps")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named set of option values, with extra values per model and per sampling mode."""
+
+    name: str
+    description: str
+    values: dict
+    per_model: dict = field(default_factory=dict)
+    per_sampling: dict = field(default_factory=dict)
+
+
+_CAFFE_SGD = dict(optimizer="sgd", weight_decay=5e-4, bias_lr_mult=2.0, bias_decay=False, norm_decay=False,
+                  lr_policy="fixed", ignore_index=255)
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "paper",
+            "FCN CVPR 2015: SGD m0.9, 20 images per step (1 x 20 accumulated), lr 1e-4, wd 5e-4, "
+            "bias lr x2, mean loss",
+            dict(_CAFFE_SGD, lr=1e-4, momentum=0.9, loss_reduction="mean", batch_size=1, iter_size=20,
+                 steps=100_000, sampling="whole"),
+        ),
+        Recipe(
+            "heavy",
+            "FCN release: batch 1, m0.99, summed loss, lr 1e-10/1e-12/1e-14 (32s/16s/8s), wd 5e-4",
+            dict(_CAFFE_SGD, momentum=0.99, loss_reduction="sum", batch_size=1, iter_size=1, steps=100_000,
+                 sampling="whole"),
+            per_model={
+                name: dict(lr=lr, **({"steps": 300_000} if name == "fcn8s_atonce" else {}))
+                for name, lr in HEAVY_LR.items()
+            },
+        ),
+        Recipe(
+            "deconvnet",
+            "DeconvNet ICCV 2015: batch 64 (8 x 8), lr 0.01, m0.9, wd 5e-4, 224 crops; stage 1 objects "
+            "20k (x0.1 at 9k), stage 2 proposals 40k (x0.1 at 10k), BN statistics recomputed",
+            dict(_CAFFE_SGD, lr=0.01, momentum=0.9, loss_reduction="mean", batch_size=8, iter_size=8,
+                 crop_size=224, lr_policy="step", lr_gamma=0.1,
+                 stages=["deconvnet:objects", "deconvnet:proposals"]),
+            per_sampling={
+                "objects": dict(steps=20_000, lr_steps=[9_000], bn_recalib_batches=0),
+                "proposals": dict(steps=40_000, lr_steps=[10_000], bn_recalib_batches=200),
+            },
+        ),
+        Recipe(
+            "demo",
+            "pixelwise demo on a 2-core CPU: width 1/8, pad-free FCN, Adam, poly lr (not paper-exact)",
+            dict(optimizer="adam", lr=2e-3, momentum=0.9, weight_decay=1e-4, bias_lr_mult=1.0, bias_decay=False,
+                 norm_decay=False, loss_reduction="mean", width=0.125, pad100=False, batch_size=16,
+                 iter_size=1, steps=600, lr_policy="poly", poly_power=0.9, warmup_steps=20, hflip=True,
+                 cache_data=True, eval_batch_size=16),
+            per_model={
+                "deconvnet": dict(width=0.0625, batch_size=8, crop_size=224, lr=2e-3,
+                                  stages=["deconvnet:objects", "deconvnet:proposals"]),
+            },
+            per_sampling={
+                "objects": dict(steps=150),
+                "proposals": dict(steps=150, bn_recalib_batches=20),
+            },
+        ),
+    )
+}
+
+
+def list_recipes() -> list[str]:
+    """Return the recipe names."""
+    return list(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    """Return the recipe ``name``; an unknown name lists the valid ones."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise PixelwiseError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}") from None
+
+
+def recipe_values(name: str, *, model: str, sampling: str, user_keys: set[str] = frozenset()) -> dict:
+    """Return the option values recipe ``name`` sets for ``model`` trained with ``sampling``.
+
+    A recipe's ``stages`` are left out when the user chose ``sampling`` or ``stages`` themselves.
+    """
+    recipe = get_recipe(name)
+    values = dict(recipe.values)
+    values.update(recipe.per_model.get(model, {}))
+    if name == "heavy" and model not in recipe.per_model and "lr" not in user_keys:
+        raise PixelwiseError(
+            f"recipe 'heavy' has learning rates for {', '.join(HEAVY_LR)} only; give --lr for {model!r} "
+            "(or use --recipe paper / deconvnet)"
+        )
+    chosen = sampling if "sampling" in user_keys else values.get("sampling", sampling)
+    values.update(recipe.per_sampling.get(chosen, {}))
+    if "sampling" in user_keys or "stages" in user_keys:
+        values.pop("stages", None)
+    return values
+
+
+def resolve_config(overrides: dict, *, source: str = "options") -> TrainConfig:
+    """Return the config for ``overrides`` (YAML merged with flags): defaults < recipe < overrides.
+
+    The recipe's schedule (``steps``, ``lr_steps``, ``warmup_steps``) is multiplied by
+    ``schedule_scale`` unless the user set that key.
+    """
+    values = TrainConfig().to_dict()
+    name = overrides.get("recipe")
+    if name:
+        model = overrides.get("model", values["model"])
+        sampling = overrides.get("sampling", values["sampling"])
+        values.update(recipe_values(name, model=model, sampling=sampling, user_keys=set(overrides)))
+    scale = float(overrides.get("schedule_scale", values["schedule_scale"]))
+    if scale <= 0:
+        raise PixelwiseError(f"{source}: schedule_scale must be > 0, got {scale}")
+    if scale != 1.0:
+        if "steps" not in overrides:
+            values["steps"] = max(1, round(values["steps"] * scale))
+        if "lr_steps" not in overrides:
+            values["lr_steps"] = [max(1, round(s * scale)) for s in values["lr_steps"]]
+        if "warmup_steps" not in overrides:
+            values["warmup_steps"] = round(values["warmup_steps"] * scale)
+    values.update(overrides)
+    return TrainConfig.from_dict(values, source=source)

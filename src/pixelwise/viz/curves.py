@@ -1,0 +1,77 @@
+"""Training curves from a run log: loss and learning rate per step, validation mean IU per step.
+
+Drawn with :class:`matplotlib.figure.Figure` and the Agg canvas (no pyplot, no display).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Return a trailing moving average (same length)."""
+    if window <= 1 or len(values) < 2:
+        return values
+    c = np.cumsum(np.insert(values, 0, 0.0))
+    out = np.empty_like(values)
+    for i in range(len(values)):
+        lo = max(0, i + 1 - window)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def curves_figure(runs: Mapping[str, Sequence[dict]], *, title: str | None = None) -> Figure:
+    """Return a Figure with three panels (training loss, learning rate, validation mean IU) for one
+    or more runs, each given as its list of log records (see :mod:`pixelwise.train.runlog`)."""
+    fig = Figure(figsize=(12, 3.6), dpi=100)
+    ax_loss, ax_lr, ax_iu = fig.subplots(1, 3)
+    for name, records in runs.items():
+        train = [r for r in records if r.get("type") == "train" and r.get("loss") is not None]
+        val = [r for r in records if r.get("type") == "val" and r.get("mean_iu") is not None]
+        label = name or None
+        if train:
+            steps = np.array([r["step"] for r in train], dtype=float)
+            loss = np.array([r["loss"] for r in train], dtype=float)
+            line = ax_loss.plot(steps, loss, alpha=0.3, lw=0.8)[0]
+            ax_loss.plot(steps, _smooth(loss, max(1, len(loss) // 20)), color=line.get_color(), lw=1.5,
+                         label=label)
+            ax_lr.plot(steps, [r["lr"] for r in train], color=line.get_color(), label=label)
+        if val:
+            ax_iu.plot([r["step"] for r in val], [100 * r["mean_iu"] for r in val], marker="o", ms=3,
+                       label=label)
+    ax_loss.set(title="training loss", xlabel="step")
+    ax_lr.set(title="learning rate", xlabel="step")
+    if any(line.get_ydata().size and np.nanmin(line.get_ydata()) > 0 for line in ax_lr.get_lines()):
+        ax_lr.set_yscale("log")
+    ax_iu.set(title="validation mean IU (%)", xlabel="step")
+    for ax in (ax_loss, ax_lr, ax_iu):
+        ax.grid(alpha=0.3)
+        if len(runs) > 1 and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Render ``fig`` with Agg and write it as PNG; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_curves(records: Sequence[dict] | Mapping[str, Sequence[dict]], path: str | os.PathLike, *,
+                title: str | None = None) -> Path:
+    """Write the curves PNG of one run's log records (or ``{name: records}`` for several); returns
+    the path."""
+    runs = records if isinstance(records, Mapping) else {"": records}
+    return save_figure(curves_figure(runs, title=title), path)

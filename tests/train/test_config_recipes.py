@@ -1,0 +1,84 @@
+"""Config, YAML and recipe resolution: precedence, typing, per-model and per-stage values."""
+
+import pytest
+
+from pixelwise.errors import PixelwiseError
+from pixelwise.train.config import TrainConfig, load_yaml, save_yaml
+from pixelwise.train.recipes import HEAVY_LR, RECIPES, resolve_config
+from pixelwise.train.staged import stage_dirs, stage_overrides
+
+
+def test_yaml_round_trip_and_typing(tmp_path):
+    cfg = resolve_config({"model": "fcn16s", "lr_steps": [5, 9], "data_options": {"size": 32}})
+    path = save_yaml(cfg, tmp_path / "c.yaml")
+    again = TrainConfig.from_dict(load_yaml(path))
+    assert again == cfg
+    # strings from the command line are typed by the field
+    (tmp_path / "d.yaml").write_text("lr: '1e-3'\nlr_steps: 3,7\nhflip: yes\nnum_classes: null\n")
+    values = load_yaml(tmp_path / "d.yaml")
+    assert values == {"lr": 1e-3, "lr_steps": [3, 7], "hflip": True, "num_classes": None}
+
+
+def test_unknown_and_bad_values_are_one_line_errors(tmp_path):
+    (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
+    with pytest.raises(PixelwiseError, match="unknown option.*learning_rate"):
+        load_yaml(tmp_path / "bad.yaml")
+    with pytest.raises(PixelwiseError, match="batch_size must be >= 1"):
+        resolve_config({"batch_size": 0})
+    with pytest.raises(PixelwiseError, match="lr_policy='cosine' is not one of"):
+        resolve_config({"lr_policy": "cosine"})
+    with pytest.raises(PixelwiseError, match="unknown recipe 'fast'"):
+        resolve_config({"recipe": "fast"})
+    with pytest.raises(PixelwiseError, match="needs crop_size"):
+        resolve_config({"sampling": "objects"})
+
+
+def test_precedence_defaults_recipe_overrides():
+    assert resolve_config({}).lr == TrainConfig().lr
+    paper = resolve_config({"recipe": "paper"})
+    assert (paper.lr, paper.momentum, paper.batch_size * paper.iter_size, paper.weight_decay) == (1e-4, 0.9, 20, 5e-4)
+    assert paper.loss_reduction == "mean" and paper.bias_lr_mult == 2.0 and not paper.bias_decay
+    assert resolve_config({"recipe": "paper", "lr": 3e-4}).lr == 3e-4  # flags beat the recipe
+
+
+@pytest.mark.parametrize("model", sorted(HEAVY_LR))
+def test_heavy_recipe_per_model_lr(model):
+    cfg = resolve_config({"recipe": "heavy", "model": model})
+    assert cfg.lr == HEAVY_LR[model]
+    assert (cfg.batch_size, cfg.momentum, cfg.loss_reduction, cfg.ignore_index) == (1, 0.99, "sum", 255)
+    assert cfg.steps == (300_000 if model == "fcn8s_atonce" else 100_000)
+
+
+def test_heavy_recipe_rejects_models_without_lr():
+    with pytest.raises(PixelwiseError, match="give --lr"):
+        resolve_config({"recipe": "heavy", "model": "deconvnet"})
+
+
+def test_deconvnet_recipe_two_stages_scaled():
+    cfg = resolve_config({"recipe": "deconvnet", "model": "deconvnet", "schedule_scale": 0.01})
+    assert cfg.stages == ["deconvnet:objects", "deconvnet:proposals"]
+    plans = stage_overrides({"recipe": "deconvnet", "model": "deconvnet", "schedule_scale": 0.01, "out": "o"}, cfg)
+    s1, s2 = (resolve_config(p) for p in plans)
+    assert (s1.sampling, s1.steps, s1.lr_steps, s1.bn_recalib_batches) == ("objects", 200, [90], 0)
+    assert (s2.sampling, s2.steps, s2.lr_steps) == ("proposals", 400, [100])
+    assert s2.bn_recalib_batches == 200 and s2.init_from.endswith("deconvnet_objects/last.pt")
+    assert (s1.batch_size, s1.iter_size, s1.lr, s1.crop_size, s1.lr_policy) == (8, 8, 0.01, 224, "step")
+    # an explicit sampling means one stage
+    assert resolve_config({"recipe": "deconvnet", "model": "deconvnet", "sampling": "objects"}).stages == []
+    # explicit steps are not scaled
+    assert resolve_config({"recipe": "deconvnet", "sampling": "objects", "schedule_scale": 0.01, "steps": 7}).steps == 7
+
+
+def test_heavy_stages_get_their_own_lr():
+    ov = {"recipe": "heavy", "stages": ["fcn32s", "fcn16s", "fcn8s"], "out": "runs/x"}
+    cfg = resolve_config(ov)
+    lrs = [resolve_config(p).lr for p in stage_overrides(ov, cfg)]
+    assert lrs == [1e-10, 1e-12, 1e-14]
+    assert stage_dirs(["deconvnet:objects", "fcn8s", "fcn8s"]) == ["deconvnet_objects", "fcn8s", "fcn8s_2"]
+
+
+def test_every_recipe_resolves_and_is_documented():
+    for name, recipe in RECIPES.items():
+        model = "deconvnet" if name == "deconvnet" else "fcn8s"
+        assert resolve_config({"recipe": name, "model": model}).recipe == name
+        assert recipe.description
