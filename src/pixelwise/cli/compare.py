@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from pixelwise.cli.predict import add_inference_args, check_inference_args, class_names_of, expand_inputs, segment_kwargs
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
+from pixelwise.cli.options import parse_key_values
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.crf import CRF_DEFAULTS, dense_crf
 from pixelwise.inference.pipeline import segment
@@ -88,12 +88,7 @@ def load_rows(args: argparse.Namespace) -> tuple[list[dict], list[str] | None]:
             raise PixelwiseError("give IMAGE arguments or --dataset, not both")
         from pixelwise.data import build_dataset
 
-        kwargs = {}
-        for item in args.dataset_arg:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise PixelwiseError(f"--dataset-arg entries are KEY=VALUE, got {item!r}")
-            kwargs[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        kwargs = {k.replace("-", "_"): v for k, v in parse_key_values(args.dataset_arg, "--dataset-arg").items()}
         ds = build_dataset(args.dataset, root=args.root, split=args.split, **kwargs)
         rows = []
         for i in parse_indices(args.indices, len(ds)):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
 
+from pixelwise.cli.options import parse_key_values
 from pixelwise.errors import PixelwiseError
 
 
@@ -41,17 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_options(items: list[str], flag: str = "--data") -> dict:
-    """Return ``{key: value}`` of ``KEY=VALUE`` items (values parsed as YAML scalars)."""
-    options = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise PixelwiseError(f"{flag} {item!r}: expected KEY=VALUE")
-        options[key.strip()] = yaml.safe_load(raw) if raw else ""
-    return options
-
-
 def run(args: argparse.Namespace) -> int:
     from pixelwise.train import distributed as dist_utils
     from pixelwise.train.evaluation import results_text, run_eval
@@ -61,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     proposal_options = {"model_path": args.edge_model} if args.edge_model else None
     try:
         results = run_eval(
-            args.checkpoint, dataset=args.dataset, data_root=args.data_root, data_options=parse_options(args.data),
+            args.checkpoint, dataset=args.dataset, data_root=args.data_root, data_options=parse_key_values(args.data),
             split=args.split, limit=args.limit, batch_size=args.batch_size, resize=args.resize, mode=args.mode,
             proposals=args.proposals, proposal_options=proposal_options, device=args.device,
             precision=args.precision, threads=args.threads, out=args.out, progress=not args.no_progress,

@@ -33,32 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _options(pairs: list[str]) -> dict:
-    from pixelwise.errors import PixelwiseError
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise PixelwiseError(f"--data {pair!r}: write KEY=VALUE")
-        try:
-            out[key] = int(value)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
+    from pixelwise.cli.options import parse_key_values
     from pixelwise.reproduce.config import ReproduceConfig
     from pixelwise.reproduce.run import reproduce
 
     make = ReproduceConfig.quick if args.quick else ReproduceConfig
     cfg = make()
     cfg.dataset, cfg.data_root = args.dataset, args.root
-    cfg.data_options = {**cfg.data_options, **_options(args.data)}
+    cfg.data_options = {**cfg.data_options, **parse_key_values(args.data)}
     cfg.train_split, cfg.val_split = args.train_split, args.val_split
     if not args.quick:
         cfg.val_limit = args.val_limit or None
@@ -73,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
     if args.steps_scale != 1.0:
         for name in ("steps_32s", "steps_16s", "steps_8s", "steps_atonce", "steps_objects", "steps_proposals"):
             setattr(cfg, name, max(1, round(getattr(cfg, name) * args.steps_scale)))
-    results = reproduce(cfg, log=lambda m: print(f"pixelwise reproduce: {m}", file=sys.stderr))
+    reproduce(cfg, log=lambda m: print(f"pixelwise reproduce: {m}", file=sys.stderr))
     print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
     return 0

@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import yaml
-
-from pixelwise.errors import PixelwiseError
+from pixelwise.cli.options import parse_key_values
 from pixelwise.train.config import FIELDS, base_type, coerce, load_yaml
 from pixelwise.train.recipes import RECIPES
 
@@ -75,13 +73,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         if hasattr(args, name):
             values[name] = coerce(name, getattr(args, name), source=_flag(name))
     if args.data:
-        options = dict(values.get("data_options") or {})
-        for item in args.data:
-            key, sep, raw = item.partition("=")
-            if not sep or not key:
-                raise PixelwiseError(f"--data {item!r}: expected KEY=VALUE, e.g. --data size=64")
-            options[key.strip()] = yaml.safe_load(raw) if raw else ""
-        values["data_options"] = options
+        values["data_options"] = {**(values.get("data_options") or {}), **parse_key_values(args.data)}
     return values
 
 
