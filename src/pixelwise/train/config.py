@@ -49,6 +49,8 @@ class TrainConfig:
     dropout: float | None = _f(None, "FCN: dropout after fc6/fc7 (default: the paper's 0.5)")
     num_classes: int | None = _f(None, "number of classes (default: the dataset's)")
     init_from: str | None = _f(None, "checkpoint whose tensors (matching name and shape) initialise the model")
+    backbone_weights: str | None = _f(None, "ImageNet VGG16 weights for the backbone (torchvision .pth or Caffe "
+                                      ".caffemodel); they set the input convention")
     # -- data -----------------------------------------------------------------------------------
     dataset: str = _f("synthetic", "dataset: synthetic, voc, sbd, sbd_voc_train, folder")
     data_root: str | None = _f(None, "dataset root folder (not needed for synthetic)")

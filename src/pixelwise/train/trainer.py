@@ -126,6 +126,24 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     return model
 
 
+def apply_backbone_weights(model: nn.Module, cfg: TrainConfig, datasets: list) -> TrainConfig:
+    """Load ImageNet VGG16 weights into the backbone (``pixelwise.weights.load_backbone_weights``);
+    the weights' input convention replaces ``cfg.convention`` (for the datasets, and in the saved
+    config and checkpoints). Returns the config to use from here on."""
+    from pixelwise.weights import load_backbone_weights
+
+    report = load_backbone_weights(model, cfg.backbone_weights)
+    convention = report.input_convention
+    say(f"backbone weights {cfg.backbone_weights}: {len(report.rows)} layers loaded, input convention "
+        f"{convention.name}")
+    if convention.name != cfg.convention:
+        say(f"--convention {cfg.convention} replaced by {convention.name}: the weights decide it")
+        cfg = cfg.replace(convention=convention.name)
+        for ds in datasets:
+            ds.convention = convention
+    return cfg
+
+
 def apply_init_from(model: nn.Module, path: str) -> int:
     """Copy the matching tensors of checkpoint ``path`` into ``model``; return how many. Raises a
     one-line error when nothing matches; warns when the checkpoint's input convention differs."""
@@ -144,9 +162,9 @@ def apply_init_from(model: nn.Module, path: str) -> int:
             f"vs {model.pixelwise_spec['name']} width {model.pixelwise_spec['width']}); use a checkpoint of the "
             "same width and classes"
         )
-    say(f"init-from {path}: copied {len(copied)} of {total} tensors "
-        f"({total - len(copied)} new: {', '.join(sorted(k for k in model.state_dict() if k not in copied)[:6])}"
-        f"{' ...' if total - len(copied) > 6 else ''})")
+    new = sorted(k for k in model.state_dict() if k not in set(copied))
+    detail = f" ({len(new)} new: {', '.join(new[:6])}{' ...' if len(new) > 6 else ''})" if new else ""
+    say(f"init-from {path}: copied {len(copied)} of {total} tensors{detail}")
     return len(copied)
 
 
@@ -207,6 +225,8 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
 
     # model, optimiser
     model = build_model(cfg, num_classes)
+    if cfg.backbone_weights and resume is None:
+        cfg = apply_backbone_weights(model, cfg, [train_ds] + ([val_ds] if cfg.val_split else []))
     copied = None
     if cfg.init_from and resume is None:
         copied = apply_init_from(model, cfg.init_from)
