@@ -24,16 +24,16 @@ class ReproduceConfig:
     # FCN: width, geometry, and steps of the staged 32s -> 16s -> 8s run and of the at-once run
     fcn_width: float = 0.125
     pad100: bool = False
-    steps_32s: int = 400
-    steps_16s: int = 200
-    steps_8s: int = 200
-    steps_atonce: int = 800  # as many steps as the three stages together
-    fcn_batch: int | None = 8  # None: the recipe's
+    steps_32s: int = 800
+    steps_16s: int = 400
+    steps_8s: int = 400
+    steps_atonce: int = 1600  # as many steps as the three stages together
+    fcn_batch: int | None = None  # None: the recipe's (16)
     # DeconvNet: width, crop size, two training stages, BN statistics
-    deconv_width: float = 0.0625
+    deconv_width: float = 0.125
     crop_size: int = 224
-    steps_objects: int = 150
-    steps_proposals: int = 150
+    steps_objects: int = 100
+    steps_proposals: int = 100
     bn_batches: int = 20
     deconv_batch: int | None = None  # None: the recipe's
     # inference: DeconvNet proposals and their handling, dense CRF
