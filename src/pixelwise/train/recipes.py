@@ -77,18 +77,19 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "demo",
-            "pixelwise demo on a 2-core CPU: width 1/8, pad-free FCN, Adam, poly lr (not paper-exact)",
+            "pixelwise demo on a 2-core CPU: width 1/8, pad-free FCN without dropout, Adam, poly lr with "
+            "warm-up, torchvision-style inputs (not paper-exact)",
             dict(optimizer="adam", lr=2e-3, momentum=0.9, weight_decay=1e-4, bias_lr_mult=1.0, bias_decay=False,
-                 norm_decay=False, loss_reduction="mean", width=0.125, pad100=False, batch_size=16,
-                 iter_size=1, steps=600, lr_policy="poly", poly_power=0.9, warmup_steps=20, hflip=True,
-                 cache_data=True, eval_batch_size=16),
+                 norm_decay=False, loss_reduction="mean", width=0.125, pad100=False, dropout=0.0, batch_size=16,
+                 iter_size=1, steps=1200, lr_policy="poly", poly_power=0.9, warmup_steps=20, hflip=True,
+                 cache_data=True, eval_batch_size=20, convention="torchvision_rgb"),
             per_model={
-                "deconvnet": dict(width=0.0625, batch_size=8, crop_size=224, lr=2e-3,
+                "deconvnet": dict(batch_size=8, crop_size=224, lr=1e-3, object_min_side=107, eval_resize=224,
                                   stages=["deconvnet:objects", "deconvnet:proposals"]),
             },
             per_sampling={
-                "objects": dict(steps=150),
-                "proposals": dict(steps=150, bn_recalib_batches=20),
+                "objects": dict(steps=100, bn_recalib_batches=0),
+                "proposals": dict(steps=100, bn_recalib_batches=20),
             },
         ),
     )
