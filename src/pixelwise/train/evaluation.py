@@ -28,7 +28,7 @@ from pixelwise.metrics import ConfusionMatrix, SizeBucketIU, format_size_table, 
 from pixelwise.train import data as tdata
 from pixelwise.train import distributed as dist_utils
 from pixelwise.train.config import TrainConfig
-from pixelwise.train.loop import evaluate
+from pixelwise.train.loop import evaluate, gather_results
 from pixelwise.train.runlog import to_json
 from pixelwise.viz.confusion import plot_confusion
 
@@ -82,16 +82,7 @@ def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, met
         if "size_map" in sample:
             have_sizes = True
             buckets.update(pred, target, torch.from_numpy(sample["size_map"].astype(np.int64)).to(device))
-    cm.all_reduce()
-    counts = dist_utils.all_reduce_sum_(torch.tensor([len(indices), int(have_sizes)], device=device))
-    results = cm.compute()
-    results["confusion"] = cm.matrix.cpu().tolist()
-    results["images"] = int(counts[0])
-    results["seconds"] = time.perf_counter() - start
-    if int(counts[1]):
-        buckets.all_reduce()
-        results["size_buckets"] = buckets.compute()
-    return results
+    return gather_results(cm, buckets, len(indices), have_sizes, start, device)
 
 
 def run_eval(

@@ -191,8 +191,19 @@ def evaluate(
             have_sizes = True
             buckets.update(pred, masks, extras["size_map"].to(device))
         images_seen += images.shape[0]
+    results = gather_results(cm, buckets, images_seen, have_sizes, start, device)
+    if was_training:
+        model.train()
+    return results
+
+
+def gather_results(cm: ConfusionMatrix, buckets: SizeBucketIU, images: int, have_sizes: bool, start: float,
+                   device: torch.device) -> dict:
+    """Sum the counts of every process and return the metrics dict of an evaluation: the four
+    metrics and per-class scores, ``confusion``, ``images``, ``seconds`` and, when some image had a
+    size map, ``size_buckets``."""
     cm.all_reduce()
-    counts = all_reduce_sum_(torch.tensor([images_seen, int(have_sizes)], device=device))
+    counts = all_reduce_sum_(torch.tensor([images, int(have_sizes)], device=device))
     results = cm.compute()
     results["confusion"] = cm.matrix.cpu().tolist()
     results["images"] = int(counts[0])
@@ -200,8 +211,6 @@ def evaluate(
     if int(counts[1]):
         buckets.all_reduce()
         results["size_buckets"] = buckets.compute()
-    if was_training:
-        model.train()
     return results
 
 
