@@ -73,3 +73,23 @@ def format_ids(ids: list[str], limit: int = 5) -> str:
     """Return ``"a, b, c (+N more)"`` for error messages."""
     shown = ", ".join(ids[:limit])
     return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def require_dirs(kind: str, *dirs: Path) -> None:
+    """Raise a one-line DataError naming the first of ``dirs`` that is not a directory."""
+    for d in dirs:
+        if not d.is_dir():
+            raise DataError(f"{d}: {kind} directory not found")
+
+
+def instances_wanted(kind: str, with_instances: bool | None, instance_dir: Path) -> bool:
+    """Decide whether instances are loaded: ``None`` means "when ``instance_dir`` exists"; asking
+    for them without the directory is a one-line DataError."""
+    if with_instances is None:
+        return instance_dir.is_dir()
+    if with_instances and not instance_dir.is_dir():
+        raise DataError(
+            f"{instance_dir}: {kind} directory not found (pass with_instances=False to load "
+            "without instances)"
+        )
+    return bool(with_instances)

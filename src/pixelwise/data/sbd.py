@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.base import format_ids, read_id_list, validate_pair
+from pixelwise.data.base import format_ids, instances_wanted, read_id_list, require_dirs, validate_pair
 from pixelwise.data.instances import instances_from_ids
 from pixelwise.data.io import read_image
 from pixelwise.data.palette import VOC_CLASSES
@@ -117,17 +117,8 @@ class SBDSegmentation:
         self.image_dir = self.root / "img"
         self.cls_dir = self.root / "cls"
         self.inst_dir = self.root / "inst"
-        for d in (self.image_dir, self.cls_dir):
-            if not d.is_dir():
-                raise DataError(f"{d}: SBD directory not found")
-        if with_instances is None:
-            with_instances = self.inst_dir.is_dir()
-        elif with_instances and not self.inst_dir.is_dir():
-            raise DataError(
-                f"{self.inst_dir}: SBD directory not found (pass with_instances=False to load "
-                "without instances)"
-            )
-        self.with_instances = bool(with_instances)
+        require_dirs("SBD", self.image_dir, self.cls_dir)
+        self.with_instances = instances_wanted("SBD", with_instances, self.inst_dir)
         self.names: list[str] = list(ids) if ids is not None else sbd_split_ids(self.root, split)
         missing = []
         for name in self.names:

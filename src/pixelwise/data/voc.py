@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixelwise.data.base import format_ids, read_id_list, validate_pair
+from pixelwise.data.base import format_ids, instances_wanted, read_id_list, require_dirs, validate_pair
 from pixelwise.data.instances import instances_from_objects
 from pixelwise.data.io import read_image, read_mask
 from pixelwise.data.palette import VOC_CLASSES
@@ -76,17 +76,8 @@ class VOCSegmentation:
         self.image_dir = self.root / "JPEGImages"
         self.mask_dir = self.root / "SegmentationClass"
         self.object_dir = self.root / "SegmentationObject"
-        for d in (self.image_dir, self.mask_dir):
-            if not d.is_dir():
-                raise DataError(f"{d}: VOC directory not found")
-        if with_instances is None:
-            with_instances = self.object_dir.is_dir()
-        elif with_instances and not self.object_dir.is_dir():
-            raise DataError(
-                f"{self.object_dir}: VOC directory not found (pass with_instances=False to load "
-                "without instances)"
-            )
-        self.with_instances = bool(with_instances)
+        require_dirs("VOC", self.image_dir, self.mask_dir)
+        self.with_instances = instances_wanted("VOC", with_instances, self.object_dir)
         if ids is None:
             if split == "seg11valid":
                 from pixelwise.data.splits import seg11valid_ids
