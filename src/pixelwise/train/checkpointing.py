@@ -12,7 +12,6 @@ import dataclasses
 import os
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelwise.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from pixelwise.checkpoint import atomic_file, load_checkpoint, make_checkpoint, save_checkpoint
 from pixelwise.errors import CheckpointError
 
 
@@ -113,17 +112,9 @@ def save_training_checkpoint(path: str | os.PathLike, ckpt: dict) -> Path:
 
 def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Copy a checkpoint file to ``dst`` atomically (``best.pt`` from ``last.pt``)."""
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_file(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
+    return Path(dst)
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict:
