@@ -28,3 +28,24 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys):
     assert (out / "train" / "fcn16s" / "last.pt").is_file()
     report = (out / "report.md").read_text()
     assert "## The papers' claims on this data" in report and "FCN-8s beats FCN-16s" in report
+
+
+def _metrics_only(models: dict) -> dict:
+    """The numbers that must not change between two runs with one seed (times and memory may)."""
+    keep = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "per_class_iu", "by_size", "params")
+    return {name: {k: v for k, v in m.items() if k in keep} for name, m in models.items()}
+
+
+def test_reproduce_is_deterministic_per_seed(tmp_path):
+    from pixelwise.reproduce.config import ReproduceConfig
+    from pixelwise.reproduce.run import reproduce
+
+    runs = []
+    for name in ("a", "b"):
+        cfg = ReproduceConfig.quick(out=str(tmp_path / name), crf=False, val_limit=2, grid_indices=[0])
+        runs.append(reproduce(cfg, log=lambda message: None))
+    # compared as JSON text: NaN (a class absent from both truth and prediction) equals itself there
+    first, second = (json.dumps(_metrics_only(r["models"]), sort_keys=True) for r in runs)
+    assert first == second
+    assert json.dumps(runs[0]["upper_bound"], sort_keys=True) == json.dumps(runs[1]["upper_bound"], sort_keys=True)
+    assert {"fcn8s", "deconvnet", "edeconvnet_mean"} <= set(json.loads(first))
