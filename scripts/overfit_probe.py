@@ -17,27 +17,12 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixelwise.data import build_dataset
-from pixelwise.data.transforms import normalize_image
 from pixelwise.models.registry import create_model
-from pixelwise.train.deconvnet_sampling import ObjectCrop
 
-
-def fixed_batch(crops: int, min_side: float, convention: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(N, 3, 224, 224)`` images and ``(N, 224, 224)`` labels: one object crop per scene."""
-    scenes = build_dataset("synthetic", split="train")
-    sampler = ObjectCrop(224, min_side=min_side)
-    rng = np.random.default_rng(0)
-    images, labels = [], []
-    for i in range(crops):
-        crop = sampler(scenes[i], rng)
-        images.append(normalize_image(crop["image"], convention))
-        labels.append(torch.from_numpy(crop["mask"].astype(np.int64)))
-    return torch.stack(images), torch.stack(labels)
+from crop_probe import object_crops  # the same crops; scripts/ is on sys.path when run as a script
 
 
 def main() -> None:
@@ -56,7 +41,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    images, labels = fixed_batch(args.crops, args.min_side, "torchvision_rgb")
+    images, labels = object_crops("train", args.crops, args.min_side, seed=0, binary=False)
     extra = {"pad100": False, "dropout": 0.0} if args.model.startswith("fcn") else {}
     model = create_model(args.model, num_classes=8, width=args.width, **extra).train()
     if args.optimizer == "adam":
