@@ -49,6 +49,13 @@ def object_crops(split: str, count: int, min_side: float, seed: int, binary: boo
     return torch.stack(images), y
 
 
+def fresh_model(name: str, num_classes: int, width: float) -> torch.nn.Module:
+    """Return a freshly initialised model in training mode; FCNs pad-free and without dropout, as
+    the demo recipe trains them on crops."""
+    extra = {"pad100": False, "dropout": 0.0} if name.startswith("fcn") else {}
+    return create_model(name, num_classes=num_classes, width=width, **extra).train()
+
+
 @torch.no_grad()
 def score(
     model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int, batch_stats: bool = False
@@ -91,8 +98,7 @@ def main() -> None:
     train_x, train_y = object_crops("train", args.train_crops, args.min_side, args.seed, args.binary)
     val_x, val_y = object_crops("val", args.val_crops, args.min_side, args.seed + 1, args.binary)
     num_classes = 2 if args.binary else 8
-    extra = {"pad100": False, "dropout": 0.0} if args.model.startswith("fcn") else {}
-    model = create_model(args.model, num_classes=num_classes, width=args.width, **extra).train()
+    model = fresh_model(args.model, num_classes, args.width)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     valid = val_y != 255
     background = float((val_y[valid] == 0).float().mean())
@@ -109,11 +115,13 @@ def main() -> None:
             m = score(model, val_x, val_y, num_classes)
             line = (f"step {step:5d}  loss {loss.item():.3f}  val pixel acc {100 * m['pixel_acc']:5.1f} %  "
                     f"mean IU {100 * m['mean_iu']:5.1f} %")
-            if args.bn_modes:
-                for name, (x, y) in {"val": (val_x, val_y), "train": (train_x[:64], train_y[:64])}.items():
-                    for stats in (False, True):
-                        s = score(model, x, y, num_classes, batch_stats=stats)
-                        line += f"  | {name} {'batch' if stats else 'running'}-BN acc {100 * s['pixel_acc']:.1f}"
+            if args.bn_modes:  # the validation score with running statistics is m, computed above
+                line += f"  | val running-BN acc {100 * m['pixel_acc']:.1f}"
+                train_x64, train_y64 = train_x[:64], train_y[:64]
+                for name, x, y, stats in (("val", val_x, val_y, True), ("train", train_x64, train_y64, False),
+                                          ("train", train_x64, train_y64, True)):
+                    s = score(model, x, y, num_classes, batch_stats=stats)
+                    line += f"  | {name} {'batch' if stats else 'running'}-BN acc {100 * s['pixel_acc']:.1f}"
             print(f"{line}  ({time.perf_counter() - start:.0f} s)", flush=True)
 
 

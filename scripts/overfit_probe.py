@@ -20,9 +20,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from pixelwise.models.registry import create_model
-
-from crop_probe import object_crops  # the same crops; scripts/ is on sys.path when run as a script
+# the same crops and models as crop_probe.py (scripts/ is on sys.path when run as a script)
+from crop_probe import fresh_model, object_crops
 
 
 def main() -> None:
@@ -42,8 +41,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     images, labels = object_crops("train", args.crops, args.min_side, seed=0, binary=False)
-    extra = {"pad100": False, "dropout": 0.0} if args.model.startswith("fcn") else {}
-    model = create_model(args.model, num_classes=8, width=args.width, **extra).train()
+    model = fresh_model(args.model, 8, args.width)
     if args.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     else:
