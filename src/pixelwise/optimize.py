@@ -51,7 +51,7 @@ AUTO_ENGINES_MANY: dict[str, str] = {"fcn": "onnxruntime", "deconvnet": "channel
 ORT_MIN_IMAGES = 50
 
 # metadata copied from the model onto the engine, so callers can use either interchangeably
-_META = ("num_classes", "input_convention", "class_names", "pixelwise_spec")
+_META = ("num_classes", "input_convention", "class_names", "pixelwise_spec", "input_size")
 
 
 def model_family(model: nn.Module) -> str:
@@ -69,13 +69,12 @@ def model_family(model: nn.Module) -> str:
     return "other"
 
 
-def _pad_to_proposal(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """Pad ``x`` bottom/right to sides that are multiples of 32 and >= 224 (DeconvNet)."""
-    from pixelwise.models.deconvnet import PROPOSAL_SIZE
-
+def _pad_to_proposal(x: torch.Tensor, min_side: int) -> tuple[torch.Tensor, int, int]:
+    """Pad ``x`` bottom/right to sides that are multiples of 32 and >= ``min_side`` (DeconvNet's
+    ``input_size``)."""
     height, width = x.shape[-2:]
-    pad_h = max(PROPOSAL_SIZE, height + (-height) % 32) - height
-    pad_w = max(PROPOSAL_SIZE, width + (-width) % 32) - width
+    pad_h = max(min_side, height + (-height) % 32) - height
+    pad_w = max(min_side, width + (-width) % 32) - width
     return F.pad(x, (0, pad_w, 0, pad_h)), height, width
 
 
@@ -151,7 +150,9 @@ class PreparedModel(nn.Module):
         """DeconvNet on any input size: pad to a valid size, run, crop back to ``(N, C, H, W)``."""
         if self.family != "deconvnet":
             return self.forward(x)
-        padded, height, width = _pad_to_proposal(x)
+        from pixelwise.models.deconvnet import PROPOSAL_SIZE
+
+        padded, height, width = _pad_to_proposal(x, getattr(self, "input_size", PROPOSAL_SIZE))
         return self.forward(padded)[..., :height, :width]
 
     def extra_repr(self) -> str:

@@ -187,7 +187,7 @@ def test_caffe_vgg16_initialises_backbone(tmp_path):
     # heads untouched: score layers still zero, so the untrained model predicts nothing yet
     assert float(model.score_fr.weight.detach().abs().sum()) == 0
     # and the same file through load_backbone_weights, into DeconvNet (BN left at init, reported)
-    deconv = __import__("pixelwise").create_model("deconvnet", num_classes=3, width=WIDTH)
+    deconv = __import__("pixelwise").create_model("deconvnet", num_classes=3, width=WIDTH, min_channels=1)
     report = load_backbone_weights(deconv, path)
     assert "backbone.conv1_1_bn" in report.kept and deconv.input_convention == CAFFE_BGR
     np.testing.assert_array_equal(deconv.backbone.conv5_3.bias.detach().numpy(), blobs["conv5_3"][1])

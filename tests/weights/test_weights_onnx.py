@@ -27,7 +27,7 @@ CLASS_NAMES = [f"class{i}" for i in range(CLASSES)]
 def _trained_like(name: str, size: int = 224, **kw):
     """A tiny model with random weights and BN statistics measured on random images (so nothing
     is zero or dead: score layers are zero-initialised in an untrained FCN)."""
-    model = pixelwise.create_model(name, num_classes=CLASSES, width=WIDTH, **kw)
+    model = pixelwise.create_model(name, num_classes=CLASSES, width=WIDTH, min_channels=1, **kw)
     calib = example_input(model.input_convention, 2, size, size, seed=99)  # BN needs 2 at fc6
     return wf.make_alive(model, calib)
 
@@ -42,7 +42,7 @@ def exported(tmp_path_factory):
         if name not in cache:
             fcn = name.startswith("fcn")
             if name == "edeconvnet":  # the ensemble of the two members made here already
-                model = pixelwise.create_model(name, num_classes=CLASSES, width=WIDTH)
+                model = pixelwise.create_model(name, num_classes=CLASSES, width=WIDTH, min_channels=1)
                 model.fcn.load_state_dict(get("fcn8s")[0].state_dict())
                 model.deconvnet.load_state_dict(get("deconvnet")[0].state_dict())
                 model.eval()

@@ -49,7 +49,7 @@ def test_fc6_linear_equals_7x7_conv(tmp_path):
     state = tv_state(0.125, bn=False)
     path = tmp_path / "vgg16.pth"
     torch.save(state, path)
-    model = pixelwise.create_model("fcn32s", width=0.125)
+    model = pixelwise.create_model("fcn32s", width=0.125, min_channels=1)
     report = load_backbone_weights(model, path)
     assert report.input_convention == TORCHVISION_RGB == model.input_convention
     assert report.unused == ["classifier.6"]
@@ -93,14 +93,14 @@ def test_vgg16_bn_into_both_models(tmp_path):
     x = torch.randn(1, 3, 224, 224)
     ref = _tv_features(state, x, bn=True)
     # DeconvNet's BN backbone takes the statistics as they are
-    deconv = pixelwise.create_model("deconvnet", width=width).eval()
+    deconv = pixelwise.create_model("deconvnet", width=width, min_channels=1).eval()
     report = load_backbone_weights(deconv, path)
     assert report.kept == ["backbone.fc6_bn", "backbone.fc7_bn"]
     torch.testing.assert_close(deconv.backbone.conv2_1_bn.running_var, state["features.8.running_var"])
     with torch.no_grad():
         torch.testing.assert_close(deconv.backbone(x)["pool5"], ref, rtol=1e-4, atol=1e-4)
     # FCN has no BN: the statistics are folded into its convolutions, same function
-    fcn = pixelwise.create_model("fcn32s", width=width, pad100=False).eval()
+    fcn = pixelwise.create_model("fcn32s", width=width, pad100=False, min_channels=1).eval()
     report = load_backbone_weights(fcn, path)
     assert all("folded" in r.note for r in report.rows if r.target.startswith("backbone.conv"))
     with torch.no_grad():
@@ -110,7 +110,7 @@ def test_vgg16_bn_into_both_models(tmp_path):
 def test_width_mismatch_is_clear(tmp_path):
     path = tmp_path / "vgg16.pth"
     torch.save(tv_state(0.125, bn=False), path)
-    model = pixelwise.create_model("fcn8s", width=0.25)
+    model = pixelwise.create_model("fcn8s", width=0.25, min_channels=1)
     before = model.backbone.conv1_1.weight.detach().clone()
     with pytest.raises(CheckpointError, match=r"width 0.125 \(conv1_1 has 8 filters\).*width 0.25.*width=0.125"):
         load_backbone_weights(model, path)
@@ -121,18 +121,18 @@ def test_not_vgg16_files(tmp_path):
     bad = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
     with pytest.raises(CheckpointError, match="not a torchvision VGG16"):
-        load_backbone_weights(pixelwise.create_model("fcn32s", width=0.125), bad)
+        load_backbone_weights(pixelwise.create_model("fcn32s", width=0.125, min_channels=1), bad)
     vgg11 = tv_state(0.125, bn=False)
     del vgg11["features.28.weight"]
     torch.save(vgg11, bad)
     with pytest.raises(CheckpointError, match="features.28.weight is missing"):
-        load_backbone_weights(pixelwise.create_model("fcn32s", width=0.125), bad)
+        load_backbone_weights(pixelwise.create_model("fcn32s", width=0.125, min_channels=1), bad)
 
 
 def test_convention_travels_with_checkpoint(tmp_path):
     path = tmp_path / "vgg16.pth"
     torch.save(tv_state(0.125, bn=False), path)
-    model = pixelwise.create_model("fcn16s", num_classes=4, width=0.125)
+    model = pixelwise.create_model("fcn16s", num_classes=4, width=0.125, min_channels=1)
     load_backbone_weights(model, path)
     ckpt = tmp_path / "init.pt"
     save_checkpoint(ckpt, make_checkpoint(model))

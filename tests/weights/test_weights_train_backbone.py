@@ -13,7 +13,7 @@ def test_train_with_torchvision_backbone_uses_its_weights_and_convention(tmp_pat
     torch.save(state, path)
     out = tmp_path / "run"
     code = main([
-        "train", "--model", "fcn32s", "--width", "0.0625", "--backbone-weights", str(path),
+        "train", "--model", "fcn32s", "--width", "0.0625", "--min-channels", "1", "--backbone-weights", str(path),
         "--steps", "1", "--lr", "1e-12", "--data", "size=32", "--data", "length=2", "--val-split", "",
         "--out", str(out), "--no-progress",
     ])

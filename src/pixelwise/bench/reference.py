@@ -29,20 +29,21 @@ FCN_CROPS = {
 class ReferenceFCN(nn.Module):
     """FCN-32s/16s/8s (``stride`` 32/16/8) as a flat module: ``(N,3,H,W)`` -> ``(N,C,H,W)`` logits."""
 
-    def __init__(self, *, stride: int = 8, num_classes: int = 21, width: float = 1.0, atonce: bool = False) -> None:
+    def __init__(self, *, stride: int = 8, num_classes: int = 21, width: float = 1.0, atonce: bool = False,
+                 min_channels: int = 1) -> None:
         super().__init__()
         self.stride = stride
         self.atonce = atonce
         in_ch = 3
         for stage, (channels, repeats) in enumerate(VGG, start=1):
-            out_ch = scaled(channels, width)
+            out_ch = scaled(channels, width, min_channels)
             for j in range(1, repeats + 1):
                 pad = 100 if (stage, j) == (1, 1) else 1
                 setattr(self, f"conv{stage}_{j}", nn.Conv2d(in_ch, out_ch, 3, padding=pad))
                 setattr(self, f"relu{stage}_{j}", nn.ReLU(inplace=True))
                 in_ch = out_ch
             setattr(self, f"pool{stage}", nn.MaxPool2d(2, 2, ceil_mode=True))
-        fc = scaled(4096, width)
+        fc = scaled(4096, width, min_channels)
         self.fc6 = nn.Conv2d(in_ch, fc, 7)
         self.relu6 = nn.ReLU(inplace=True)
         self.drop6 = nn.Dropout2d()
@@ -52,10 +53,10 @@ class ReferenceFCN(nn.Module):
         self.score_fr = nn.Conv2d(fc, num_classes, 1)
         if stride <= 16:
             self.upscore2 = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, bias=False)
-            self.score_pool4 = nn.Conv2d(scaled(512, width), num_classes, 1)
+            self.score_pool4 = nn.Conv2d(scaled(512, width, min_channels), num_classes, 1)
         if stride == 8:
             self.upscore_pool4 = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, bias=False)
-            self.score_pool3 = nn.Conv2d(scaled(256, width), num_classes, 1)
+            self.score_pool3 = nn.Conv2d(scaled(256, width, min_channels), num_classes, 1)
         final = {32: "upscore", 16: "upscore16", 8: "upscore8"}[stride]
         setattr(self, final, nn.ConvTranspose2d(num_classes, num_classes, 2 * stride, stride=stride, bias=False))
         for name in ("upscore", "upscore16", "upscore8", "upscore2", "upscore_pool4"):
@@ -105,17 +106,17 @@ DECODER = ((5, (512, 512, 512)), (4, (512, 512, 256)), (3, (256, 256, 128)), (2,
 class ReferenceDeconvNet(nn.Module):
     """DeconvNet as a flat module: ``(N,3,224,224)`` -> ``(N,C,224,224)`` logits."""
 
-    def __init__(self, *, num_classes: int = 21, width: float = 1.0) -> None:
+    def __init__(self, *, num_classes: int = 21, width: float = 1.0, min_channels: int = 1) -> None:
         super().__init__()
         in_ch = 3
         for stage, (channels, repeats) in enumerate(VGG, start=1):
-            out_ch = scaled(channels, width)
+            out_ch = scaled(channels, width, min_channels)
             for j in range(1, repeats + 1):
                 setattr(self, f"conv{stage}_{j}", nn.Conv2d(in_ch, out_ch, 3, padding=1))
                 setattr(self, f"conv{stage}_{j}_bn", nn.BatchNorm2d(out_ch))
                 in_ch = out_ch
             setattr(self, f"pool{stage}", nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True))
-        fc = scaled(4096, width)
+        fc = scaled(4096, width, min_channels)
         self.fc6 = nn.Conv2d(in_ch, fc, 7)
         self.fc6_bn = nn.BatchNorm2d(fc)
         self.fc7 = nn.Conv2d(fc, fc, 1)
@@ -125,7 +126,7 @@ class ReferenceDeconvNet(nn.Module):
         for stage, widths in DECODER:
             setattr(self, f"unpool{stage}", nn.MaxUnpool2d(2, 2))
             for j, channels in enumerate(widths, start=1):
-                out_ch = scaled(channels, width)
+                out_ch = scaled(channels, width, min_channels)
                 setattr(self, f"deconv{stage}_{j}", nn.ConvTranspose2d(in_ch, out_ch, 3, padding=1))
                 setattr(self, f"deconv{stage}_{j}_bn", nn.BatchNorm2d(out_ch))
                 in_ch = out_ch
@@ -187,13 +188,19 @@ def reference_for(model: nn.Module, width: float | None = None) -> nn.Module:
         return ReferenceEnsemble(
             reference_for(model.fcn, width), reference_for(model.deconvnet, width), model.mode
         )
+    floor = model.backbone.min_channels if isinstance(model, (DeconvNet, FCN)) else 1
     if isinstance(model, DeconvNet):
-        return ReferenceDeconvNet(num_classes=model.num_classes, width=width)
+        if model.input_size != 224:
+            raise ValueError("the reference DeconvNet implements the paper's 224-pixel proposals only")
+        return ReferenceDeconvNet(num_classes=model.num_classes, width=width, min_channels=floor)
     if isinstance(model, FCN):
         if not model.pad100:
             raise ValueError("the reference FCN implements the release geometry (pad100=True) only")
         stride = {0: 32, 1: 16, 2: 8}[len(model.skips)]
-        return ReferenceFCN(stride=stride, num_classes=model.num_classes, width=width, atonce=bool(model.skip_scales))
+        if model.backbone.fc6_kernel != 7:
+            raise ValueError("the reference FCN implements VGG16's 7x7 fc6 only")
+        return ReferenceFCN(stride=stride, num_classes=model.num_classes, width=width, atonce=bool(model.skip_scales),
+                            min_channels=floor)
     raise ValueError(f"no reference model for {type(model).__name__}")
 
 

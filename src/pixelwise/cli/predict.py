@@ -73,7 +73,8 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                         "e.g. 0.25 for small images")
     g.add_argument("--enlarge", type=float, default=ENLARGE, help=f"scale each box side around its centre ({ENLARGE})")
     g.add_argument("--square", action="store_true", help="extend boxes to squares before enlarging")
-    g.add_argument("--proposal-size", type=int, default=224, metavar="PX", help="crop side fed to DeconvNet (224)")
+    g.add_argument("--proposal-size", type=int, default=None, metavar="PX",
+                   help="crop side fed to DeconvNet (default: the model's input size, 224 for the paper's)")
     g.add_argument("--batch", type=int, default=8, help="proposal crops per forward pass (8)")
     g.add_argument("--aggregate", choices=AGGREGATIONS, default="max", help="combine overlapping boxes (max)")
     g.add_argument("--uncovered", choices=UNCOVERED, default="whole",
@@ -100,7 +101,7 @@ def check_inference_args(args: argparse.Namespace) -> None:
         raise PixelwiseError("--crf needs the optional dense CRF extra: pip install 'pixelwise[crf]' (pydensecrf2)")
     args.scale_list = parse_scales(args.scales)
     for name in ("top_k", "batch", "proposal_size"):
-        if getattr(args, name) < (0 if name == "top_k" else 1):
+        if getattr(args, name) is not None and getattr(args, name) < (0 if name == "top_k" else 1):
             raise PixelwiseError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
 
 

@@ -106,7 +106,7 @@ def deconvnet_on_boxes(
 
     ``image_tensor`` is the normalised ``(3, H, W)`` image, ``boxes`` ``(K, 4)`` integer
     ``[x0, y0, x1, y1)`` (see :func:`pixelwise.inference.boxes.prepare_boxes`), ``size`` the side
-    crops are resized to (224 in the paper; DeconvNet needs a multiple of 32, >= 224), ``batch`` the
+    crops are resized to (224 in the paper; a multiple of 32, >= the model's ``input_size``), ``batch`` the
     number of crops per forward pass, ``mode`` ``max`` / ``sum`` / ``mean``. ``model`` is a
     DeconvNet or any callable mapping ``(N, 3, size, size)`` to ``(N, C, size, size)`` scores.
     Uncovered pixels hold 0 in ``scores`` and False in ``coverage``.

@@ -43,6 +43,13 @@ BACKGROUND_MARGIN = 30.0
 """Score gap that makes a filled-in background pixel certain (softmax ~ 1 - 1e-13 per class)."""
 
 
+def proposal_size(deconv: nn.Module) -> int:
+    """Return the side a DeconvNet (or a prepared one) takes its proposals at: its ``input_size``."""
+    from pixelwise.models.deconvnet import PROPOSAL_SIZE
+
+    return int(getattr(deconv, "input_size", None) or PROPOSAL_SIZE)
+
+
 def _background_scores(num_classes: int, height: int, width: int, device) -> torch.Tensor:
     fill = torch.full((num_classes, height, width), -BACKGROUND_MARGIN, device=device)
     fill[0] = 0.0
@@ -54,7 +61,7 @@ def deconvnet_scores(
     x: torch.Tensor,
     boxes: np.ndarray | None,
     *,
-    size: int = 224,
+    size: int | None = None,
     batch: int = 8,
     aggregate: str = "max",
     uncovered: str = "whole",
@@ -66,8 +73,10 @@ def deconvnet_scores(
     pixels no box covers are filled as ``uncovered`` says (``whole``: a whole-image pass;
     ``background``; ``fcn``: left as they are, for the caller to fill). Without boxes, one
     whole-image pass. Returns the scores and the coverage mask ``(H, W)`` bool (None without boxes).
-    ``dense_kw`` go to :func:`dense_logits` (tiling, precision).
+    ``dense_kw`` go to :func:`dense_logits` (tiling, precision). ``size``: the side proposals are
+    resized to (None: the model's own ``input_size``, 224 for the paper's DeconvNet).
     """
+    size = size or proposal_size(deconv)
     if boxes is None:
         return dense_logits(deconv, x[None], **dense_kw)[0], None
     precision, progress = dense_kw.get("precision", "fp32"), dense_kw.get("progress", False)
@@ -95,7 +104,7 @@ def segment(
     proposals: str | np.ndarray | tuple | None = None,
     proposal_options: dict | None = None,
     aggregate: str = "max",
-    size: int = 224,
+    size: int | None = None,
     batch: int = 8,
     enlarge: float = ENLARGE,
     square: bool = False,
@@ -126,7 +135,8 @@ def segment(
             ``proposal_options``, e.g. ``{"model_path": ...}`` for EdgeBoxes); or boxes ``(K, 4)``
             / ``(K, 5)`` / ``(boxes, scores)`` in image pixels, x1/y1 exclusive.
         aggregate: ``max`` (paper), ``sum`` or ``mean`` over the boxes covering a pixel.
-        size, batch: proposal crops are resized to ``size`` and run ``batch`` at a time.
+        size, batch: proposal crops are resized to ``size`` (None: the DeconvNet's ``input_size``,
+            224 for the paper's) and run ``batch`` at a time.
         enlarge, square, min_box, min_box_frac, top_k: box handling, see
             :func:`pixelwise.inference.boxes.prepare_boxes`.
         uncovered: ``whole``, ``background`` or ``fcn`` (see the module docstring).

@@ -8,7 +8,7 @@ from torch import nn
 
 from pixelwise.convention import CAFFE_BGR
 from pixelwise.errors import PixelwiseError
-from pixelwise.models.vgg import FC6_KERNEL, VGG16, scaled
+from pixelwise.models.vgg import MIN_CHANNELS, VGG16, scaled
 
 # The decoder, one entry per unpooling stage (deepest first): (stage, [output channels of each
 # 3x3 deconv]). DESIGN.md section 2.
@@ -20,26 +20,43 @@ DECODER_STAGES: tuple[tuple[int, tuple[int, ...]], ...] = (
     (1, (64, 64)),
 )
 PROPOSAL_SIZE = 224
+"""The paper's proposal side: fc6's 7x7 kernel covers the whole 7x7 pool5 of a 224x224 input."""
 
 
 class DeconvNet(nn.Module):
     """The convolution network (VGG16 + BN, fc6/fc7) and its mirrored deconvolution network.
 
-    ``forward(x)``: ``(N, 3, H, W)`` with ``H, W`` multiples of 32 and at least 224 (the paper's
-    proposals are 224x224) -> ``(N, num_classes, H, W)`` logits.
+    ``forward(x)``: ``(N, 3, H, W)`` with ``H, W`` multiples of 32 and at least ``input_size``
+    (the paper's proposals are 224x224) -> ``(N, num_classes, H, W)`` logits.
     :meth:`forward_any_size` pads other sizes and crops back.
+
+    Args:
+        num_classes: classes including background.
+        width: channel multiplier (1.0 = paper-exact), with the floor ``min_channels``.
+        input_size: proposal side, a multiple of 32. fc6 is a ``input_size / 32`` square kernel
+            that sees the whole pool5 (7x7 at the paper's 224). Smaller sides are for CPU budgets
+            (the demo uses 96: 3x3), with an encoder pretrained at the same side.
+        deep_supervision: add a 1x1 class scorer (``aux_score.<layer>``) on the output of
+            deconv-fc6 and of the last layer of every unpooling stage but the finest, for
+            :meth:`forward_aux` (training only; beyond the paper, see ``docs/reproduce.md``).
+            :meth:`forward` ignores them.
     """
 
-    def __init__(self, *, num_classes: int = 21, width: float = 1.0) -> None:
+    def __init__(self, *, num_classes: int = 21, width: float = 1.0, min_channels: int = MIN_CHANNELS,
+                 input_size: int = PROPOSAL_SIZE, deep_supervision: bool = False) -> None:
         super().__init__()
+        if input_size % 32 or input_size < 32:
+            raise PixelwiseError(f"DeconvNet input_size must be a multiple of 32 (paper: 224), got {input_size}")
         self.num_classes = num_classes
+        self.input_size = int(input_size)
         self.input_convention = CAFFE_BGR
         self.backbone = VGG16(
-            width=width, batch_norm=True, pad100=False, dropout=0.0, return_indices=True
+            width=width, min_channels=min_channels, batch_norm=True, pad100=False, dropout=0.0,
+            return_indices=True, fc6_kernel=input_size // 32,
         )
         fc_ch = self.backbone.taps["fc7"].channels
         pool5_ch = self.backbone.taps["pool5"].channels
-        self.deconv_fc6 = nn.ConvTranspose2d(fc_ch, pool5_ch, FC6_KERNEL)
+        self.deconv_fc6 = nn.ConvTranspose2d(fc_ch, pool5_ch, input_size // 32)
         self.deconv_fc6_bn = nn.BatchNorm2d(pool5_ch)
         self.deconv_names: list[list[str]] = []
         in_ch = pool5_ch
@@ -47,7 +64,7 @@ class DeconvNet(nn.Module):
             names = []
             for j, channels in enumerate(widths, start=1):
                 name = f"deconv{stage}_{j}"
-                out_ch = scaled(channels, width)
+                out_ch = scaled(channels, width, min_channels)
                 self.add_module(name, nn.ConvTranspose2d(in_ch, out_ch, 3, padding=1))
                 self.add_module(f"{name}_bn", nn.BatchNorm2d(out_ch))
                 names.append(name)
@@ -55,6 +72,17 @@ class DeconvNet(nn.Module):
             self.deconv_names.append(names)
         self.seg_score = nn.Conv2d(in_ch, num_classes, 1)
         self._init_decoder()
+        self.deep_supervision = deep_supervision
+        if deep_supervision:
+            self.aux_score = nn.ModuleDict(
+                {name: nn.Conv2d(getattr(self, name).out_channels, num_classes, 1) for name in self.aux_layers}
+            )
+
+    @property
+    def aux_layers(self) -> list[str]:
+        """The decoder layers deep supervision scores: deconv-fc6 and the last layer of every
+        unpooling stage but the finest (whose last layer feeds ``seg_score``)."""
+        return ["deconv_fc6"] + [names[-1] for names in self.deconv_names[:-1]]
 
     def _init_decoder(self) -> None:
         # the paper: decoder weights Gaussian with std 0.01
@@ -67,39 +95,59 @@ class DeconvNet(nn.Module):
     def _deconv_bn_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return F.relu(getattr(self, f"{name}_bn")(getattr(self, name)(x)), inplace=True)
 
-    @staticmethod
-    def check_input_size(height: int, width: int) -> None:
-        """Raise a clear error unless both sides are multiples of 32 and at least 224."""
-        if height % 32 or width % 32 or height < PROPOSAL_SIZE or width < PROPOSAL_SIZE:
+    def valid_size(self, height: int, width: int) -> tuple[int, int]:
+        """Return the smallest valid input size that holds ``height x width`` (multiples of 32,
+        at least ``input_size``)."""
+        return (max(self.input_size, height + (-height) % 32), max(self.input_size, width + (-width) % 32))
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise a clear error unless both sides are multiples of 32 and at least ``input_size``."""
+        if (height, width) != self.valid_size(height, width):
+            size = self.input_size
             raise PixelwiseError(
-                f"DeconvNet needs input sides that are multiples of 32 and >= {PROPOSAL_SIZE}, "
-                f"got {height}x{width}; resize proposals to {PROPOSAL_SIZE}x{PROPOSAL_SIZE} or "
-                "use forward_any_size()"
+                f"DeconvNet needs input sides that are multiples of 32 and >= {size}, "
+                f"got {height}x{width}; resize proposals to {size}x{size} or use forward_any_size()"
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``(N, num_classes, H, W)`` logits; ``H, W`` multiples of 32, >= 224."""
+    def _decode(self, x: torch.Tensor, aux: list | None) -> torch.Tensor:
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
             self.check_input_size(*x.shape[-2:])
         taps = self.backbone(x)
         switches = taps["switches"]
         y = self._deconv_bn_relu("deconv_fc6", taps["fc7"])
+        if aux is not None:
+            aux.append(self.aux_score["deconv_fc6"](y))
         for (stage, _), names in zip(DECODER_STAGES, self.deconv_names):
             indices, size = switches[stage - 1]
             y = F.max_unpool2d(y, indices, 2, 2, output_size=size)
             for name in names:
                 y = self._deconv_bn_relu(name, y)
+            if aux is not None and names[-1] in self.aux_score:
+                aux.append(self.aux_score[names[-1]](y))
         return self.seg_score(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(N, num_classes, H, W)`` logits; ``H, W`` multiples of 32, >= ``input_size``."""
+        return self._decode(x, None)
+
+    def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Return ``(logits (N, C, H, W), aux)``: ``aux`` holds one ``(N, C, h, w)`` score map per
+        :attr:`aux_layers` entry, at that layer's resolution (``H / 32`` ... ``H / 2``). Needs a
+        model built with ``deep_supervision=True``."""
+        if not self.deep_supervision:
+            raise PixelwiseError("forward_aux needs a DeconvNet built with deep_supervision=True")
+        aux: list[torch.Tensor] = []
+        return self._decode(x, aux), aux
 
     def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
         """Pad ``x`` (bottom/right, zeros = mean colour) to a valid size, run, and crop back."""
         height, width = x.shape[-2:]
-        pad_h = max(PROPOSAL_SIZE, height + (-height) % 32) - height
-        pad_w = max(PROPOSAL_SIZE, width + (-width) % 32) - width
-        out = self.forward(F.pad(x, (0, pad_w, 0, pad_h)))
+        valid_h, valid_w = self.valid_size(height, width)
+        out = self.forward(F.pad(x, (0, valid_w - width, 0, valid_h - height)))
         return out[..., :height, :width]
 
 
-def deconvnet(*, num_classes: int = 21, width: float = 1.0) -> DeconvNet:
-    """Build the paper's DeconvNet (about 252M parameters at ``width=1``)."""
-    return DeconvNet(num_classes=num_classes, width=width)
+def deconvnet(*, num_classes: int = 21, width: float = 1.0, **kwargs) -> DeconvNet:
+    """Build the paper's DeconvNet (about 252M parameters at ``width=1``); ``kwargs`` go to
+    :class:`DeconvNet` (``min_channels``, ``input_size``, ``deep_supervision``)."""
+    return DeconvNet(num_classes=num_classes, width=width, **kwargs)

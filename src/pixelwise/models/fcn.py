@@ -16,7 +16,7 @@ from torch import nn
 
 from pixelwise.convention import CAFFE_BGR
 from pixelwise.models.layers import BilinearUpsample, Geometry, crop, overlap_crops
-from pixelwise.models.vgg import VGG16
+from pixelwise.models.vgg import FC6_KERNEL, MIN_CHANNELS, VGG16
 
 # The at-once FCN-8s scales the skip features before scoring (release values)
 ATONCE_SCALES = {"pool4": 0.01, "pool3": 0.0001}
@@ -51,6 +51,9 @@ class FCN(nn.Module):
         pad100: the release geometry (conv1_1 pad 100). ``False`` = pad-free mode: the input is
             padded to a multiple of 32, fc6 keeps the map size, and the output is cropped back.
         dropout: after fc6 and fc7.
+        min_channels: the width floor (:data:`pixelwise.models.vgg.MIN_CHANNELS`).
+        fc6_kernel: fc6's kernel side (7 = VGG16's; ``S / 32`` for a backbone pretrained as a
+            classifier on ``S x S`` crops). Odd in the pad-free mode, which pads fc6 by half of it.
     """
 
     def __init__(
@@ -63,17 +66,22 @@ class FCN(nn.Module):
         upsampling: str = "fixed",
         pad100: bool = True,
         dropout: float = 0.5,
+        min_channels: int = MIN_CHANNELS,
+        fc6_kernel: int = FC6_KERNEL,
     ) -> None:
         super().__init__()
         if upsampling not in ("fixed", "learned"):
             raise ValueError(f"upsampling must be 'fixed' or 'learned', got {upsampling!r}")
+        if not pad100 and fc6_kernel % 2 == 0:
+            raise ValueError(f"the pad-free mode needs an odd fc6_kernel, got {fc6_kernel}")
         self.num_classes = num_classes
         self.skips = tuple(skips)
         self.skip_scales = dict(skip_scales or {})
         self.pad100 = pad100
         self.input_convention = CAFFE_BGR
         self.backbone = VGG16(
-            width=width, pad100=pad100, fc6_padding=0 if pad100 else 3, dropout=dropout
+            width=width, min_channels=min_channels, pad100=pad100, fc6_kernel=fc6_kernel,
+            fc6_padding=0 if pad100 else fc6_kernel // 2, dropout=dropout,
         )
         taps = self.backbone.taps
         self.score_fr = nn.Conv2d(taps["fc7"].channels, num_classes, 1)

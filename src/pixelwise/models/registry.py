@@ -72,7 +72,7 @@ def create_model(name: str, *, num_classes: int = 21, width: float = 1.0, **kwar
         raise PixelwiseError(f"width must be in (0, 4], got {width}")
     try:
         model = entry.factory(num_classes=num_classes, width=width, **kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise PixelwiseError(f"bad argument for model {name!r}: {exc}") from None
     model.pixelwise_spec = {"name": name, "num_classes": num_classes, "width": width, **kwargs}
     return model

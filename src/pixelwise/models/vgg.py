@@ -18,11 +18,18 @@ from pixelwise.models.layers import Geometry
 VGG16_STAGES: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 FC_CHANNELS = 4096
 FC6_KERNEL = 7
+MIN_CHANNELS = 16
+"""The width floor: a width multiplier never takes a layer below this many channels (or below the
+paper's count, if that is smaller). Unpooling ties DeconvNet's deconv2/deconv1 stages to the
+channel counts of pool2/pool1, 16 and 8 at width 1/8; with 8 channels a class was lost where 16
+and 32 kept every class (measured, docs/reproduce.md). Width 1.0 is unaffected (the smallest VGG16
+layer has 64)."""
 
 
-def scaled(channels: int, width: float) -> int:
-    """Return ``channels * width`` rounded, at least 1 (the width multiplier)."""
-    return max(1, int(round(channels * width)))
+def scaled(channels: int, width: float, min_channels: int = 1) -> int:
+    """Return ``channels * width`` rounded, but at least ``min(channels, min_channels)`` and 1
+    (the width multiplier with its floor)."""
+    return max(1, min(channels, min_channels), int(round(channels * width)))
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,15 @@ class VGG16(nn.Module):
 
     Args:
         width: channel multiplier (1.0 = paper-exact VGG16).
+        min_channels: the width floor (see :data:`MIN_CHANNELS`; 1 = a plain multiplier).
         batch_norm: batch norm after every conv (DeconvNet); modules named ``<conv>_bn``.
+        fc_batch_norm: batch norm after fc6/fc7 too (default: as ``batch_norm``; DeconvNet has
+            it, torchvision's VGG16-BN classifier does not).
         pad100: conv1_1 pads by 100 (FCN) instead of 1, so any input size yields a score map.
         fc: build fc6 (7x7 conv) and fc7 (1x1 conv).
-        fc6_padding: padding of fc6 (0 = the papers' valid conv; 3 keeps the map size).
+        fc6_kernel: side of fc6's kernel: 7 (VGG16's 224-px classifier sees a 7x7 pool5); a
+            classifier trained on smaller crops of side S has ``S / 32``.
+        fc6_padding: padding of fc6 (0 = the papers' valid conv; ``fc6_kernel // 2`` keeps the map size).
         dropout: dropout probability after fc6 and fc7 (FCN: 0.5; DeconvNet: 0).
         return_indices: pools return switch indices (DeconvNet's unpooling).
     """
@@ -59,15 +71,21 @@ class VGG16(nn.Module):
         self,
         *,
         width: float = 1.0,
+        min_channels: int = MIN_CHANNELS,
         batch_norm: bool = False,
+        fc_batch_norm: bool | None = None,
         pad100: bool = True,
         fc: bool = True,
+        fc6_kernel: int = FC6_KERNEL,
         fc6_padding: int = 0,
         dropout: float = 0.5,
         return_indices: bool = False,
     ) -> None:
         super().__init__()
+        if fc6_kernel < 1:
+            raise ValueError(f"fc6_kernel must be >= 1, got {fc6_kernel}")
         self.width = width
+        self.min_channels = min_channels
         self.batch_norm = batch_norm
         self.pad100 = pad100
         self.return_indices = return_indices
@@ -76,7 +94,7 @@ class VGG16(nn.Module):
         geo = Geometry()
         in_ch = 3
         for stage, (channels, repeats) in enumerate(VGG16_STAGES, start=1):
-            out_ch = scaled(channels, width)
+            out_ch = scaled(channels, width, min_channels)
             names = []
             for j in range(1, repeats + 1):
                 name = f"conv{stage}_{j}"
@@ -95,17 +113,19 @@ class VGG16(nn.Module):
             geo = geo.conv(2, 2, 0)
             taps[f"pool{stage}"] = TapInfo(out_ch, geo)
         self.fc = fc
+        self.fc6_kernel = fc6_kernel
         self.fc6_padding = fc6_padding
         if fc:
-            fc_ch = scaled(FC_CHANNELS, width)
-            self.fc6 = nn.Conv2d(in_ch, fc_ch, FC6_KERNEL, padding=fc6_padding)
+            fc_ch = scaled(FC_CHANNELS, width, min_channels)
+            self.fc6 = nn.Conv2d(in_ch, fc_ch, fc6_kernel, padding=fc6_padding)
             self.fc7 = nn.Conv2d(fc_ch, fc_ch, 1)
-            if batch_norm:
+            self.fc_batch_norm = batch_norm if fc_batch_norm is None else fc_batch_norm
+            if self.fc_batch_norm:
                 self.fc6_bn = nn.BatchNorm2d(fc_ch)
                 self.fc7_bn = nn.BatchNorm2d(fc_ch)
             self.drop6 = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
             self.drop7 = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-            geo = geo.conv(FC6_KERNEL, 1, fc6_padding)
+            geo = geo.conv(fc6_kernel, 1, fc6_padding)
             taps["fc7"] = TapInfo(fc_ch, geo)
         self.taps: dict[str, TapInfo] = taps
         self.reset_parameters()
@@ -123,8 +143,9 @@ class VGG16(nn.Module):
 
     def _conv_bn_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
         x = getattr(self, name)(x)
-        if self.batch_norm:
-            x = getattr(self, f"{name}_bn")(x)
+        bn = getattr(self, f"{name}_bn", None)
+        if bn is not None:
+            x = bn(x)
         return F.relu(x, inplace=True)
 
     def forward(self, x: torch.Tensor) -> dict:

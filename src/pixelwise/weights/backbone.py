@@ -15,11 +15,11 @@ from pathlib import Path
 from torch import nn
 
 from pixelwise.errors import CheckpointError, PixelwiseError
-from pixelwise.models.vgg import VGG16
+from pixelwise.models.vgg import VGG16, scaled
 from pixelwise.weights import caffe_mapping, torchvision_vgg
 from pixelwise.weights.caffemodel import CaffeNet, looks_like_caffemodel, read_caffemodel
 from pixelwise.weights.report import ImportReport
-from pixelwise.weights.transplant import SourceLayer, apply_mapping
+from pixelwise.weights.transplant import SourceLayer, apply_mapping, infer_width
 
 
 def find_backbones(model: nn.Module) -> list[tuple[str, VGG16]]:
@@ -35,15 +35,24 @@ def set_input_convention(model: nn.Module, convention) -> None:
     model.input_convention = convention
 
 
-def _check_width(origin: str, found: int, backbone: VGG16, path_in_model: str) -> None:
-    expected = backbone.conv1_1.out_channels
-    if found != expected:
-        file_width = found / 64
-        raise CheckpointError(
-            f"{origin}: the weights are for width {file_width:g} (conv1_1 has {found} filters) but "
-            f"{path_in_model} has width {backbone.width:g} ({expected} filters); build the model with "
-            f"width={file_width:g}"
-        )
+def _check_width(origin: str, file_channels: dict[int, int], backbone: VGG16, path_in_model: str) -> None:
+    """Raise a clear error unless the file's channel counts (``{paper count: found}``) are the
+    backbone's; it names the width and floor that would fit."""
+    own = {base: scaled(base, backbone.width, backbone.min_channels) for base in file_channels}
+    if own == file_channels:
+        return
+    inferred = infer_width(file_channels)
+    if inferred is None:
+        fits, fix = "for no single width", "check the file"
+    else:
+        width, floor = inferred
+        fits = f"for width {width:g}" + (f" with floor {floor}" if floor > 1 else "")
+        fix = f"build the model with width={width:g}" + (
+            f", min_channels={floor}" if floor != backbone.min_channels else "")
+    raise CheckpointError(
+        f"{origin}: the weights are {fits} (conv1_1 has {file_channels.get(64)} filters) but {path_in_model} has "
+        f"width {backbone.width:g} with floor {backbone.min_channels} ({own.get(64)} filters); {fix}"
+    )
 
 
 def unused_layers(sources: dict[str, SourceLayer], used: set[str]) -> list[str]:
@@ -59,7 +68,7 @@ def backbone_from_caffe(model: nn.Module, net: CaffeNet, *, bn_mode: str = "auto
         raise CheckpointError(f"{net.path}: no layer 'conv1_1'; not a VGG16 caffemodel")
     rows, kept, used = [], [], set()
     for prefix, backbone in _require_backbones(model):
-        _check_width(net.path, int(conv1.blobs[0].shape[0]), backbone, prefix)
+        _check_width(net.path, caffe_mapping.width_channels(net), backbone, prefix)
         mapping = caffe_mapping.backbone_mapping(prefix, backbone, bn_required=False)
         r, k, u = apply_mapping(model, sources, mapping, origin=net.path)
         rows, kept, used = rows + r, kept + k, used | u
@@ -81,7 +90,8 @@ def backbone_from_torchvision(model: nn.Module, path: str | os.PathLike, *, stat
     source_bn = torchvision_vgg.has_batch_norm(state)
     rows, kept, used = [], [], set()
     for prefix, backbone in _require_backbones(model):
-        _check_width(origin, int(state["features.0.weight"].shape[0]), backbone, prefix)
+        channels = {base: int(state[f"{p}.weight"].shape[0]) for base, p in torchvision_vgg.width_probes(state)}
+        _check_width(origin, channels, backbone, prefix)
         mapping = torchvision_vgg.backbone_mapping(prefix, target_bn=backbone.batch_norm, source_bn=source_bn)
         r, k, u = apply_mapping(model, sources, mapping, origin=origin)
         rows, kept, used = rows + r, kept + k, used | u

@@ -227,3 +227,19 @@ def infer_num_classes(net: CaffeNet) -> int | None:
 def has_heads(net: CaffeNet) -> bool:
     """Return True if the net has FCN or DeconvNet layers beyond the VGG16 backbone."""
     return any(n in net for n in FCN_HEAD_NAMES + DECONV_HEAD_NAMES)
+
+
+# paper channel counts of the layers that pin the width multiplier (and floor) of a file
+WIDTH_PROBES = {"conv1_1": 64, "conv2_1": 128, "conv3_1": 256, "conv5_3": 512, "fc6": 4096}
+
+
+def width_channels(net) -> dict[int, int]:
+    """Return ``{paper channel count: count in the file}`` for the :data:`WIDTH_PROBES` layers the
+    caffemodel has (V1 stores an InnerProduct weight as ``(1, 1, out, in)``)."""
+    channels = {}
+    for name, base in WIDTH_PROBES.items():
+        layer = net.get(name)
+        if layer is not None and layer.blobs:
+            shape = layer.blobs[0].shape
+            channels[base] = int(shape[-2] if layer.type == "InnerProduct" else shape[0])
+    return channels

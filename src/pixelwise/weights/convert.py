@@ -25,18 +25,8 @@ from pixelwise.weights.caffemodel import CaffeNet, looks_like_caffemodel, read_c
 from pixelwise.weights.report import ImportReport
 from pixelwise.weights.transplant import apply_mapping, infer_width
 
-# paper channel counts of the layers used to infer the width multiplier
-_WIDTH_PROBES = {"conv1_1": 64, "conv5_3": 512, "fc6": 4096}
-
-
-def _caffe_width(net: CaffeNet) -> float | None:
-    channels = {}
-    for name, base in _WIDTH_PROBES.items():
-        layer = net.get(name)
-        if layer is not None and layer.blobs:
-            shape = layer.blobs[0].shape
-            # V1 stores an InnerProduct weight as (1, 1, out, in)
-            channels[base] = int(shape[-2] if layer.type == "InnerProduct" else shape[0])
+def _caffe_width(net: CaffeNet) -> tuple[float, int] | None:
+    channels = caffe_mapping.width_channels(net)
     return infer_width(channels) if channels else None
 
 
@@ -71,9 +61,11 @@ def convert_caffemodel(
             f"(one of {', '.join(list_models())})"
         )
     if width is None:
-        width = _caffe_width(net)
-        if width is None:
+        inferred = _caffe_width(net)
+        if inferred is None:
             raise CheckpointError(f"{net.path}: cannot infer the width from conv1_1/conv5_3/fc6; pass --width")
+        width, floor = inferred
+        model_kwargs.setdefault("min_channels", floor)
     if num_classes is None:
         num_classes = (caffe_mapping.infer_num_classes(net) if heads else None) or 21
     model = _build(arch, num_classes, width, model_kwargs)
@@ -110,9 +102,10 @@ def convert_torchvision(
             f"{path}: neither a .caffemodel nor a torchvision VGG16 state dict (no features.0.weight)"
         )
     if width is None:
-        channels = {64: int(state["features.0.weight"].shape[0]),
-                    4096: int(state["classifier.0.weight"].shape[0])}
-        width = infer_width(channels) or torchvision_vgg.feature_width(state)
+        channels = {base: int(state[f"{prefix}.weight"].shape[0]) for base, prefix in torchvision_vgg.width_probes(state)}
+        inferred = infer_width(channels)
+        width, floor = inferred if inferred else (torchvision_vgg.feature_width(state), 1)
+        model_kwargs.setdefault("min_channels", floor)
     num_classes = num_classes or 21
     model = _build(arch, num_classes, width, model_kwargs)
     report = backbone_from_torchvision(model, path, state=state)

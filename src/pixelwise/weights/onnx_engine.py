@@ -16,9 +16,7 @@ import torch.nn.functional as F
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.errors import CheckpointError, PixelwiseError
-from pixelwise.weights.onnx_export import INPUT_NAME, META_PREFIX, ONNX_HINT, SIZES_ANY, SIZES_MULTIPLE_OF_32
-
-_MIN_SIDE = 224
+from pixelwise.weights.onnx_export import INPUT_NAME, META_PREFIX, ONNX_HINT, SIZES_ANY, multiple_of_32_min
 
 
 class OnnxModel:
@@ -87,11 +85,10 @@ class OnnxModel:
                 f"{self.path}: this graph was exported for {fixed[0]}x{fixed[1]} inputs, got "
                 f"{height}x{width}; use forward_any_size() or export at this size"
             )
-        if self.input_sizes == SIZES_MULTIPLE_OF_32 and (
-            height % 32 or width % 32 or height < _MIN_SIDE or width < _MIN_SIDE
-        ):
+        side = multiple_of_32_min(self.input_sizes)
+        if side is not None and (height % 32 or width % 32 or height < side or width < side):
             raise PixelwiseError(
-                f"{self.path}: needs sides that are multiples of 32 and >= {_MIN_SIDE}, got "
+                f"{self.path}: needs sides that are multiples of 32 and >= {side}, got "
                 f"{height}x{width}; use forward_any_size()"
             )
 
@@ -119,8 +116,8 @@ class OnnxModel:
             if height > fixed[0] or width > fixed[1]:
                 raise PixelwiseError(f"{self.path}: input {height}x{width} is larger than the exported {fixed[0]}x{fixed[1]}")
             target = fixed
-        elif self.input_sizes == SIZES_MULTIPLE_OF_32:
-            target = (max(_MIN_SIDE, height + (-height) % 32), max(_MIN_SIDE, width + (-width) % 32))
+        elif (side := multiple_of_32_min(self.input_sizes)) is not None:
+            target = (max(side, height + (-height) % 32), max(side, width + (-width) % 32))
         else:
             return self(x)
         out = self(F.pad(x, (0, target[1] - width, 0, target[0] - height)))

@@ -41,6 +41,13 @@ INPUT_NAME, OUTPUT_NAME = "image", "logits"
 META_PREFIX = "pixelwise."
 # input_sizes values stored in the metadata
 SIZES_ANY, SIZES_MULTIPLE_OF_32 = "any", "multiple_of_32_min_224"
+MULTIPLE_OF_32_PREFIX = "multiple_of_32_min_"
+
+
+def multiple_of_32_min(rule: str) -> int | None:
+    """Return the smallest side of an ``input_sizes`` rule ``multiple_of_32_min_<side>`` (None
+    for any other rule)."""
+    return int(rule[len(MULTIPLE_OF_32_PREFIX):]) if rule.startswith(MULTIPLE_OF_32_PREFIX) else None
 
 
 def scatter_max_unpool2d(
@@ -129,7 +136,7 @@ def input_sizes_of(model: nn.Module, height: int, width: int, dynamic: bool) -> 
     if isinstance(model, EDeconvNet) or not dynamic:
         return f"fixed:{height}x{width}"
     if isinstance(model, DeconvNet):
-        return SIZES_MULTIPLE_OF_32
+        return f"{MULTIPLE_OF_32_PREFIX}{model.input_size}"
     if isinstance(model, FCN):
         return SIZES_ANY
     return f"fixed:{height}x{width}"
@@ -152,7 +159,9 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def _default_size(model: nn.Module) -> int:
-    return PROPOSAL_SIZE if isinstance(model, (DeconvNet, EDeconvNet)) else 224
+    if isinstance(model, EDeconvNet):
+        return model.deconvnet.input_size
+    return model.input_size if isinstance(model, DeconvNet) else PROPOSAL_SIZE
 
 
 def _second_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
@@ -239,9 +248,9 @@ def export_onnx(
     path = Path(path)
     height = height or _default_size(model)
     width = width or height
-    if isinstance(model, DeconvNet) and (height % 32 or width % 32 or min(height, width) < PROPOSAL_SIZE):
+    if isinstance(model, DeconvNet) and (height, width) != model.valid_size(height, width):
         raise PixelwiseError(
-            f"DeconvNet exports need sides that are multiples of 32 and >= {PROPOSAL_SIZE}, got "
+            f"DeconvNet exports need sides that are multiples of 32 and >= {model.input_size}, got "
             f"{height}x{width} (set --size)"
         )
     convention = get_convention(input_convention or getattr(model, "input_convention", CAFFE_BGR))

@@ -145,6 +145,14 @@ def backbone_mapping(prefix: str, *, target_bn: bool, source_bn: bool) -> list[L
     return mapping
 
 
+def width_probes(state: dict[str, torch.Tensor]) -> list[tuple[int, str]]:
+    """Return ``[(paper channel count, torchvision prefix), ...]`` of the layers that pin the width
+    multiplier and floor: conv1_1, conv2_1, conv3_1, conv5_3 and fc6."""
+    layout = {module: prefix for prefix, module in torchvision_feature_layout(has_batch_norm(state))}
+    return [(64, layout["conv1_1"]), (128, layout["conv2_1"]), (256, layout["conv3_1"]), (512, layout["conv5_3"]),
+            (4096, CLASSIFIER["fc6"])]
+
+
 def feature_width(state: dict[str, torch.Tensor]) -> float:
     """Return the width multiplier the state dict was made for (conv1_1 filters / 64)."""
     return state["features.0.weight"].shape[0] / 64

@@ -219,17 +219,20 @@ def apply_mapping(
     return rows, kept, used
 
 
-def infer_width(channels: dict[int, int]) -> float | None:
-    """Return the width multiplier that turns every ``base`` channel count into the ``found`` one.
+def infer_width(channels: dict[int, int]) -> tuple[float, int] | None:
+    """Return ``(width, min_channels)``: the width multiplier and floor that turn every ``base``
+    channel count into the ``found`` one.
 
-    ``channels`` maps base (paper) counts to counts found in a file, e.g. ``{64: 2, 4096: 128}``;
-    returns None if no single multiplier (as :func:`pixelwise.models.vgg.scaled` rounds) fits.
+    ``channels`` maps base (paper) counts to counts found in a file, e.g. ``{64: 2, 4096: 128}``.
+    A plain multiplier (floor 1, how the papers' and torchvision's files are made) is tried first,
+    then pixelwise's default floor; None if neither fits (see :func:`pixelwise.models.vgg.scaled`).
     """
-    from pixelwise.models.vgg import scaled
+    from pixelwise.models.vgg import MIN_CHANNELS, scaled
 
-    # the largest layer pins the multiplier most precisely, so try it first
-    for base, found in sorted(channels.items(), reverse=True):
-        width = found / base
-        if all(scaled(b, width) == f for b, f in channels.items()):
-            return width
+    for floor in (1, MIN_CHANNELS):
+        # the largest layer pins the multiplier most precisely, so try it first
+        for base, found in sorted(channels.items(), reverse=True):
+            width = found / base
+            if all(scaled(b, width, floor) == f for b, f in channels.items()):
+                return width, floor
     return None
