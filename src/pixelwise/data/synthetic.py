@@ -1,16 +1,25 @@
-"""Synthetic shapes: a procedurally generated segmentation dataset for demos and tests.
+"""The built-in world: procedurally generated segmentation scenes for demos, tests and pretraining.
 
 Every sample is generated on the fly from ``(seed, split, index)`` alone, so the dataset needs no
-download and two runs see the same pixels. Design:
+download and two runs see the same pixels. Two worlds share the geometry below and differ in
+appearance (``world=``):
+
+- ``objects`` (the default, standing in for PASCAL VOC): every class has characteristic but
+  overlapping colour, texture and part statistics (:mod:`pixelwise.data.appearance`), child
+  objects prefer a partner class (context), and the background carries clutter patches that
+  look like object material but have no object shape, labelled background.
+- ``shapes`` (the first version, a harder test): class = shape only. The background and every
+  object draw their appearance from one distribution (flat, gradient, stripes, checker, blotches
+  or noisy; colours uniform in RGB), whatever the class, so only the global shape tells classes
+  apart.
+
+Shared geometry:
 
 - **Class = shape.** Background plus ``num_classes - 1`` shape classes, in this order: disc,
   square, triangle, ring, cross, star, ellipse, hexagon, crescent, bar, L-shape (so 2..12 classes;
   the default 8 uses the first seven). Shapes are randomly rotated and scaled, never stretched.
-- **Colour and texture never give the class away.** The background and every object draw their
-  appearance from one distribution (flat, gradient, stripes, checker, blotches or noisy; colours
-  uniform in RGB), whatever the class. An object's colours are redrawn (up to 4 times) when their
-  mean is too close to the pixels it covers, so that shapes stay visible. Gaussian pixel noise is
-  added at the end.
+  An object's colours are redrawn (up to 4 times) when their mean is too close to the pixels it
+  covers, so that shapes stay visible. Gaussian pixel noise is added at the end.
 - **Sizes from a few pixels to most of the image.** 2 to 5 main objects have a radius
   log-uniform between 2% and 55% of the image side; 1 to 4 extra small objects have a radius of
   1.5% to 6% of the side (2 to 8 px at 128x128).
@@ -27,8 +36,9 @@ download and two runs see the same pixels. Design:
   of every class boundary to 255 in ``mask`` and ``size_map``, like VOC's boundary band
   (instances are left whole).
 
-Splits use independent random streams (train, val, test), so they never share a scene. Default
-lengths: train 2000, val 200, test 200.
+Splits use independent random streams (train, val, test, and ``pretrain``: the scenes whose
+object crops :mod:`pixelwise.pretrain` classifies), so they never share a scene. Default
+lengths: train 2000, val 200, test 200, pretrain 4000.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from pixelwise.data.appearance import CLASS_STYLES, choose_part, contrasting, part_region, styled_texture
 from pixelwise.data.instances import (
     LARGE_FRACTION,
     SIZE_BUCKETS,
@@ -66,8 +77,13 @@ SHAPES = (
 )
 """Shape of each object class, class ``k`` (k >= 1) being ``SHAPES[k - 1]``."""
 
-SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
-DEFAULT_LENGTHS = {"train": 2000, "val": 200, "test": 200}
+SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2, "pretrain": 3}
+DEFAULT_LENGTHS = {"train": 2000, "val": 200, "test": 200, "pretrain": 4000}
+WORLDS = ("objects", "shapes")
+P_PARTNER_CHILD = 0.6
+BACKGROUND_TEXTURE_SCALE = 12.0
+"""``objects`` world: pattern size (pixels) of background and clutter textures; objects use their radius."""
+"""``objects`` world: probability that a child object is of its parent's partner class (context)."""
 
 _TEXTURES = ("flat", "gradient", "stripes", "checker", "blotches", "noisy")
 
@@ -169,12 +185,33 @@ def _texture(
     return (c1 * (1.0 - t) + c2 * t).astype(np.float32)
 
 
+def _blob(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Return an ``(h, w)`` bool irregular blob (thresholded smooth noise inside an ellipse)."""
+    side = min(h, w)
+    r = side * rng.uniform(0.06, 0.25)
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    ry, rx = r * rng.uniform(0.6, 1.4), r * rng.uniform(0.6, 1.4)
+    g = int(rng.integers(3, 6))
+    coarse = rng.uniform(0, 255, size=(g, g)).astype(np.uint8)
+    y0, y1 = max(int(cy - ry), 0), min(int(cy + ry) + 1, h)
+    x0, x1 = max(int(cx - rx), 0), min(int(cx + rx) + 1, w)
+    out = np.zeros((h, w), dtype=bool)
+    if y1 <= y0 or x1 <= x0:
+        return out
+    ys = (np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5 - cy) / ry
+    xs = (np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5 - cx) / rx
+    noise = np.asarray(Image.fromarray(coarse).resize((x1 - x0, y1 - y0), Image.BILINEAR), np.float32) / 255.0
+    out[y0:y1, x0:x1] = (ys * ys + xs * xs) <= 0.55 + 0.6 * noise
+    return out
+
+
 class SyntheticShapes:
     """Procedural shapes-on-texture scenes (design in the module docstring).
 
     Samples have ``image``, ``mask``, ``name``, ``instances``, ``boxes``, ``box_labels`` and
-    ``size_map``. ``seed`` selects the whole dataset; ``split`` (train/val/test) an independent
-    stream within it; ``length`` overrides the default length of the split.
+    ``size_map``. ``seed`` selects the whole dataset; ``split`` (train/val/test/pretrain) an
+    independent stream within it; ``length`` overrides the default length of the split;
+    ``world`` is ``objects`` (class appearance, the default) or ``shapes`` (shape only).
     """
 
     def __init__(
@@ -185,10 +222,13 @@ class SyntheticShapes:
         num_classes: int = 8,
         length: int | None = None,
         seed: int = 0,
+        world: str = "objects",
         ignore_border: int = 0,
         small_fraction: float = SMALL_FRACTION,
         large_fraction: float = LARGE_FRACTION,
     ) -> None:
+        if world not in WORLDS:
+            raise DataError(f"synthetic world {world!r} unknown; valid: {', '.join(WORLDS)}")
         if split not in SPLIT_STREAMS:
             raise DataError(f"synthetic split {split!r} unknown; valid: {', '.join(SPLIT_STREAMS)}")
         if not 2 <= num_classes <= len(SHAPES) + 1:
@@ -206,6 +246,7 @@ class SyntheticShapes:
         if ignore_border < 0:
             raise DataError(f"synthetic ignore_border must be >= 0, got {ignore_border}")
         self.split = split
+        self.world = world
         self.size = hw
         self.num_classes = int(num_classes)
         self.class_names: list[str] = ["background"] + list(SHAPES[: num_classes - 1])
@@ -278,7 +319,7 @@ class SyntheticShapes:
                     a = rng.uniform(0, 2 * math.pi)
                     plan.append(
                         {
-                            "cls": int(others[int(rng.integers(len(others)))]),
+                            "cls": self._child_class(rng, obj["cls"], others),
                             "cy": obj["cy"] + dist * math.sin(a),
                             "cx": obj["cx"] + dist * math.cos(a),
                             "r": max(rc, 1.5),
@@ -287,6 +328,54 @@ class SyntheticShapes:
                         }
                     )
         return plan
+
+    def _child_class(self, rng: np.random.Generator, parent: int, others: list[int]) -> int:
+        """Class of a child object: uniform among ``others`` (``shapes``), or the parent's partner
+        class (two classes on in the cyclic order) with probability 0.6 (``objects``: context)."""
+        if self.world == "objects":
+            partner = (parent + 1) % (self.num_classes - 1) + 1
+            if partner in others and rng.uniform() < P_PARTNER_CHILD:
+                return partner
+        return int(others[int(rng.integers(len(others)))])
+
+    def _background(self, rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        """Return the ``(h, w, 3)`` float32 background, with clutter patches in the ``objects`` world."""
+        h, w = self.size
+        if self.world == "shapes":
+            canvas = _texture(rng, yy, xx, (h, w))
+            return np.array(np.broadcast_to(canvas, (h, w, 3)), dtype=np.float32)
+        canvas = np.array(styled_texture(rng, yy, xx, BACKGROUND_TEXTURE_SCALE, None), dtype=np.float32)
+        n_shapes = self.num_classes - 1
+        for _ in range(int(rng.integers(0, 4))):
+            # object material without an object's shape: an irregular blob, labelled background
+            style = CLASS_STYLES[int(rng.integers(n_shapes))]
+            blob = _blob(rng, h, w)
+            canvas[blob] = styled_texture(rng, yy, xx, BACKGROUND_TEXTURE_SCALE, style)[blob]
+        return canvas
+
+    def _paint_object(self, rng: np.random.Generator, obj: dict, inside: np.ndarray, ys, xs, u, v,
+                      below: np.ndarray) -> np.ndarray:
+        """Return the ``(h, w, 3)`` appearance of ``obj`` over its box (the caller keeps ``inside``)."""
+        h, w = self.size
+        style = CLASS_STYLES[obj["cls"] - 1] if self.world == "objects" else None
+        for _attempt in range(4):
+            if style is None:
+                tex = _texture(rng, ys, xs, (h, w))
+            else:
+                tex = styled_texture(rng, ys, xs, obj["r"], style)
+            tex = np.broadcast_to(tex, inside.shape + (3,))
+            if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
+                break
+        if style is None:
+            return tex
+        part = choose_part(rng, style)
+        if part is None:
+            return tex
+        shape = SHAPES[obj["cls"] - 1]
+        region = part_region(part, u, v, lambda scale: _shape_inside(shape, u / scale, v / scale)) & inside
+        tex = np.array(tex)
+        tex[region] = contrasting(rng, tex[inside].mean(axis=0))
+        return tex
 
     def generate(self, index: int) -> tuple[dict, list[dict]]:
         """Return ``(sample, objects)`` for ``index`` (see :meth:`objects`)."""
@@ -298,8 +387,7 @@ class SyntheticShapes:
         h, w = self.size
         yy = np.arange(h, dtype=np.float32)[:, None]
         xx = np.arange(w, dtype=np.float32)[None, :]
-        canvas = _texture(rng, yy, xx, (h, w))
-        canvas = np.array(np.broadcast_to(canvas, (h, w, 3)), dtype=np.float32)
+        canvas = self._background(rng, yy, xx)
         mask = np.zeros((h, w), dtype=np.uint8)
         inst = np.zeros((h, w), dtype=np.int32)
         plan = self._plan(rng)
@@ -323,11 +411,7 @@ class SyntheticShapes:
                 continue
             full_area[k] = n_in
             below = canvas[y0:y1, x0:x1][inside].mean(axis=0)
-            for _attempt in range(4):
-                tex = _texture(rng, ys, xs, (h, w))
-                tex = np.broadcast_to(tex, inside.shape + (3,))
-                if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
-                    break
+            tex = self._paint_object(rng, obj, inside, ys, xs, u, v, below)
             canvas[y0:y1, x0:x1][inside] = tex[inside]
             mask[y0:y1, x0:x1][inside] = obj["cls"]
             inst[y0:y1, x0:x1][inside] = k
@@ -386,8 +470,8 @@ class SyntheticShapes:
     def __repr__(self) -> str:
         return (
             f"SyntheticShapes(split={self.split!r}, size={self.size}, num_classes={self.num_classes}, "
-            f"length={self.length}, seed={self.seed})"
+            f"length={self.length}, seed={self.seed}, world={self.world!r})"
         )
 
 
-__all__ = ["SHAPES", "SIZE_BUCKETS", "SyntheticShapes"]
+__all__ = ["SHAPES", "SIZE_BUCKETS", "SyntheticShapes", "WORLDS"]
