@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = [
     "predict",
     "compare",
     "ensemble",
+    "pretrain",
     "train",
     "eval",
     "demo",

@@ -165,11 +165,18 @@ class _CropSampler:
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         """Return a ``crop_size`` square sample (image, mask, instances, name) plus ``crop_box``
-        (the cut-out square in source pixels) and ``target_box``/``target_label`` (the object)."""
+        (the cut-out square in source pixels) and ``target_box``/``target_label`` (the object,
+        drawn uniformly among the sample's objects)."""
+        boxes, _, _ = objects_of(sample)
+        k = int(rng.integers(len(boxes))) if len(boxes) else None
+        return self.crop_object(sample, k, rng)
+
+    def crop_object(self, sample: dict, k: int | None, rng: np.random.Generator) -> dict:
+        """Return the crop of :meth:`__call__` around object ``k`` of :func:`objects_of` (None:
+        the whole image, label 0)."""
         h, w = sample["mask"].shape
         boxes, labels, inst = objects_of(sample)
-        if len(boxes):
-            k = int(rng.integers(len(boxes)))
+        if k is not None:
             target, label = boxes[k], int(labels[k])
         else:
             target, label = np.array([0, 0, w, h], np.float32), 0
