@@ -11,3 +11,12 @@ torch.set_num_threads(2)
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Pretrained backbones go to a cache folder of this test session, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PIXELWISE_CACHE", str(tmp_path_factory.mktemp("pixelwise-cache")))
+    yield
+    mp.undo()

@@ -47,6 +47,14 @@ class TrainConfig:
     upsampling: str = _f("fixed", "FCN: 'fixed' bilinear (release) or 'learned' 2x layers (CVPR)",
                          choices=("fixed", "learned"))
     dropout: float | None = _f(None, "FCN: dropout after fc6/fc7 (default: the paper's 0.5)")
+    min_channels: int | None = _f(None, "width floor: no layer below this many channels (default 16; width 1.0 is "
+                                  "unaffected)")
+    fc6_kernel: int | None = _f(None, "FCN: fc6 kernel side (default 7 = VGG16's; 3 for a backbone pretrained on 96-px "
+                                "crops)")
+    input_size: int | None = _f(None, "DeconvNet: proposal side, a multiple of 32 (default 224 = the paper's; fc6's "
+                                "kernel is input_size/32)")
+    deep_supervision: float = _f(0.0, "DeconvNet: weight of auxiliary losses on 1x1 class scorers after deconv-fc6 and "
+                                 "every unpooling stage (0 = off, the paper; beyond the paper, see docs/reproduce.md)")
     num_classes: int | None = _f(None, "number of classes (default: the dataset's)")
     init_from: str | None = _f(None, "checkpoint whose tensors (matching name and shape) initialise the model")
     backbone_weights: str | None = _f(None, "ImageNet VGG16 weights for the backbone (torchvision .pth or Caffe "
@@ -155,6 +163,8 @@ class TrainConfig:
                      "workers"):
             if getattr(self, name) < 0:
                 raise PixelwiseError(f"{source}: {name} must be >= 0, got {getattr(self, name)}")
+        if self.deep_supervision < 0:
+            raise PixelwiseError(f"{source}: deep_supervision must be >= 0, got {self.deep_supervision}")
         if self.lr <= 0 or not self.lr < float("inf"):
             raise PixelwiseError(f"{source}: lr must be a positive number, got {self.lr}")
         for name in ("object_enlarge", "proposal_iou", "scale_range"):

@@ -100,11 +100,22 @@ class ShardedSampler(Sampler[int]):
         return max(0, len(self.shard()) - self.start)
 
 
+_MEMORY: dict[str, CachedView] = {}
+"""The cached views of this process, by what they hold: runs in a row (staged training, the demo,
+``reproduce``) decode or generate each sample once."""
+
+
 def base_dataset(cfg: TrainConfig, split: str, limit: int | None) -> Any:
-    """Return the raw dataset of ``split`` (limited and cached as the config says)."""
+    """Return the raw dataset of ``split`` (limited and cached as the config says; a cached view
+    is shared by every run of this process that asks for the same data)."""
     options = dict(cfg.data_options)
-    base = build_dataset(cfg.dataset, root=cfg.data_root, split=split, **options)
-    view = CachedView(base, limit) if cfg.cache_data else SubsetView(base, limit)
+    if cfg.cache_data:
+        key = repr((cfg.dataset, cfg.data_root, split, sorted(options.items()), limit))
+        if key not in _MEMORY:
+            _MEMORY[key] = CachedView(build_dataset(cfg.dataset, root=cfg.data_root, split=split, **options), limit)
+        view = _MEMORY[key]
+    else:
+        view = SubsetView(build_dataset(cfg.dataset, root=cfg.data_root, split=split, **options), limit)
     if len(view) == 0:
         raise DataError(f"dataset {cfg.dataset!r} split {split!r} is empty")
     return view

@@ -44,6 +44,24 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, *, reduction: 
     return total / valid.clamp_min(1)
 
 
+def training_loss(output: torch.Tensor | tuple, target: torch.Tensor, *, reduction: str = "mean",
+                  ignore_index: int = 255, aux_weight: float = 0.0) -> torch.Tensor:
+    """Return the scalar training loss of a model's output against ``(N, H, W)`` labels.
+
+    ``output`` is ``(N, C, H, W)`` logits, or ``(logits, aux)`` from a deeply supervised model
+    (:class:`AuxOutputs`): then each ``(N, C, h, w)`` aux map is upsampled (bilinear) to the label
+    size and its loss, times ``aux_weight``, is added to the main loss.
+    """
+    if not isinstance(output, tuple):
+        return segmentation_loss(output, target, reduction=reduction, ignore_index=ignore_index)
+    logits, aux = output
+    loss = segmentation_loss(logits, target, reduction=reduction, ignore_index=ignore_index)
+    for scores in aux:
+        up = F.interpolate(scores.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
+        loss = loss + aux_weight * segmentation_loss(up, target, reduction=reduction, ignore_index=ignore_index)
+    return loss
+
+
 def whole_image_forward(model: nn.Module, x: torch.Tensor, resize: int | None = None) -> torch.Tensor:
     """Return ``(N, C, H, W)`` logits for any input size: DeconvNet through ``forward_any_size``.
 
@@ -56,6 +74,19 @@ def whole_image_forward(model: nn.Module, x: torch.Tensor, resize: int | None = 
     size = x.shape[-2:]
     y = fn(F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False))
     return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+
+
+class AuxOutputs(nn.Module):
+    """Wraps a deeply supervised model so that ``forward`` returns ``(logits, aux)``
+    (``model.forward_aux``), for the training step and DDP (which calls ``forward``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Return ``(logits (N, C, H, W), [aux (N, C, h, w), ...])``."""
+        return self.model.forward_aux(x)
 
 
 class AnySize(nn.Module):
@@ -81,11 +112,13 @@ def train_step(
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
     channels_last: bool = False,
+    aux_weight: float = 0.0,
 ) -> float:
     """Run one optimiser step over ``micro_batches`` (gradient accumulation) and return the mean loss.
 
-    ``module`` maps ``(N, 3, H, W)`` -> ``(N, C, H, W)`` (may be a DDP wrapper: gradients are then
-    synchronised on the last micro-batch only). The caller steps the lr scheduler.
+    ``module`` maps ``(N, 3, H, W)`` -> ``(N, C, H, W)``, or to ``(logits, aux)`` with deep
+    supervision (see :func:`training_loss`; may be a DDP wrapper: gradients are then synchronised on
+    the last micro-batch only). The caller steps the lr scheduler.
     """
     optimizer.zero_grad(set_to_none=True)
     n = len(micro_batches)
@@ -99,8 +132,9 @@ def train_step(
         ctx = contextlib.nullcontext() if sync else module.no_sync()
         with ctx:
             with autocast(device, precision):
-                logits = module(images)
-            loss = segmentation_loss(logits, masks, reduction=reduction, ignore_index=ignore_index) / n
+                output = module(images)
+            loss = training_loss(output, masks, reduction=reduction, ignore_index=ignore_index,
+                                 aux_weight=aux_weight) / n
             if scaler is not None:
                 scaler.scale(loss).backward()
             else:

@@ -10,7 +10,9 @@
   weight decay 5e-4, 224x224 crops. Stage 1 (``sampling=objects``): 20k iterations, lr x0.1 at 9k;
   stage 2 (``sampling=proposals``): 40k iterations, lr x0.1 at 10k, then batch-norm population
   statistics recomputed over 200 batches. Without ``--sampling`` the recipe runs both stages.
-- ``demo``: the small CPU settings of ``pixelwise demo`` (not paper-exact).
+- ``demo``: the small CPU settings of ``pixelwise demo`` and ``pixelwise reproduce`` on the built-in
+  world (not paper-exact): fine-tuning with SGD as the papers do, but at width 1/8, on 96-pixel
+  proposals, with deep supervision for DeconvNet.
 
 Precedence: dataclass defaults < recipe < YAML < flags. ``schedule_scale`` multiplies the steps,
 lr steps and warm-up that the user did not set explicitly.
@@ -77,19 +79,20 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "demo",
-            "pixelwise demo on a 2-core CPU: width 1/8, pad-free FCN without dropout, Adam, poly lr with "
-            "warm-up, torchvision-style inputs (not paper-exact)",
-            dict(optimizer="adam", lr=2e-3, momentum=0.9, weight_decay=1e-4, bias_lr_mult=1.0, bias_decay=False,
-                 norm_decay=False, loss_reduction="mean", width=0.125, pad100=False, dropout=0.0, batch_size=16,
-                 iter_size=1, steps=1200, lr_policy="poly", poly_power=0.9, warmup_steps=20, hflip=True,
-                 cache_data=True, eval_batch_size=20, convention="torchvision_rgb"),
+            "the built-in world on a 2-core CPU: fine-tuning a pretrained backbone (pixelwise pretrain) with SGD "
+            "m0.9, lr 0.01, poly, 16 images per step, width 1/8, pad-free FCN without dropout, fc6 3x3 and "
+            "96-px DeconvNet proposals with deep supervision (not paper-exact)",
+            dict(_CAFFE_SGD, lr=0.01, momentum=0.9, loss_reduction="mean", width=0.125, pad100=False, dropout=0.0,
+                 fc6_kernel=3, batch_size=16, iter_size=1, steps=600, lr_policy="poly", poly_power=0.9,
+                 warmup_steps=20, hflip=True, cache_data=True, eval_batch_size=20, convention="torchvision_rgb",
+                 channels_last=True),
             per_model={
-                "deconvnet": dict(batch_size=8, crop_size=224, lr=1e-3, object_min_side=107, eval_resize=224,
-                                  stages=["deconvnet:objects", "deconvnet:proposals"]),
+                "deconvnet": dict(batch_size=16, input_size=96, crop_size=96, object_min_side=16,
+                                  deep_supervision=1.0, stages=["deconvnet:objects", "deconvnet:proposals"]),
             },
             per_sampling={
-                "objects": dict(steps=100, bn_recalib_batches=0),
-                "proposals": dict(steps=100, bn_recalib_batches=20),
+                "objects": dict(steps=600, bn_recalib_batches=0),
+                "proposals": dict(steps=300, bn_recalib_batches=20, proposal_iou=[0.01, 0.7]),
             },
         ),
     )

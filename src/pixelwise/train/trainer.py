@@ -43,7 +43,7 @@ from pixelwise.train.checkpointing import (
     training_checkpoint,
 )
 from pixelwise.train.config import TrainConfig, save_yaml
-from pixelwise.train.loop import AnySize, evaluate, finite, train_step
+from pixelwise.train.loop import AnySize, AuxOutputs, evaluate, finite, train_step
 from pixelwise.train.optim import build_optimizer, build_scheduler, check_lr_loss
 from pixelwise.train.runlog import RunLog, read_log
 from pixelwise.viz.curves import plot_curves
@@ -109,12 +109,21 @@ def model_kwargs(cfg: TrainConfig) -> dict:
     family = get_entry(cfg.model).family
     if family == "ensemble":
         raise PixelwiseError(ENSEMBLE_HELP)
+    kwargs = {} if cfg.min_channels is None else {"min_channels": cfg.min_channels}
     if family == "fcn":
-        kwargs = {"pad100": cfg.pad100, "upsampling": cfg.upsampling}
+        kwargs.update(pad100=cfg.pad100, upsampling=cfg.upsampling)
         if cfg.dropout is not None:
             kwargs["dropout"] = cfg.dropout
-        return kwargs
-    return {}
+        if cfg.fc6_kernel is not None:
+            kwargs["fc6_kernel"] = cfg.fc6_kernel
+    if family == "deconvnet":
+        if cfg.input_size is not None:
+            kwargs["input_size"] = cfg.input_size
+        if cfg.deep_supervision:
+            kwargs["deep_supervision"] = True
+    elif cfg.deep_supervision:
+        raise PixelwiseError(f"--deep-supervision is a DeconvNet option; {cfg.model} has no decoder stages to supervise")
+    return kwargs
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
@@ -270,7 +279,10 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
     if main:
         save_yaml(cfg, out / "config.yaml")
 
-    module: nn.Module = AnySize(model) if hasattr(model, "forward_any_size") else model
+    if cfg.deep_supervision:
+        module: nn.Module = AuxOutputs(model)
+    else:
+        module = AnySize(model) if hasattr(model, "forward_any_size") else model
     if info.distributed:
         module = nn.parallel.DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None
@@ -361,7 +373,7 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
             try:
                 loss = train_step(module, optimizer, micro, device=device, reduction=cfg.loss_reduction,
                                   ignore_index=cfg.ignore_index, precision=cfg.precision, scaler=scaler,
-                                  channels_last=cfg.channels_last)
+                                  channels_last=cfg.channels_last, aux_weight=cfg.deep_supervision)
             except ValueError as exc:
                 if "more than 1 value per channel" not in str(exc):
                     raise
