@@ -14,17 +14,22 @@ def test_quick_demo_writes_report_and_figures(tmp_path, capsys):
         assert text in report, text
     for name in ("predictions.png", "curves.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for ckpt in ("fcn8s/last.pt", "deconvnet/deconvnet_objects/last.pt", "deconvnet/deconvnet_proposals/last.pt"):
+    for ckpt in ("fcn32s/last.pt", "fcn16s/last.pt", "fcn8s/last.pt", "deconvnet_objects/last.pt", "deconvnet/last.pt"):
         assert (out / ckpt).is_file()
     results = json.loads((out / "results.json").read_text())
     assert set(results["results"]) == {"FCN-8s", "DeconvNet", "EDeconvNet (mean)"}
     assert results["timings_s"]["total"] > 0
     err = capsys.readouterr().err
-    assert "1/3 training FCN-8s" in err and "2/3 training DeconvNet" in err and "done in" in err
+    for phase in ("1/4 the backbone", "2/4 FCN-32s -> FCN-16s -> FCN-8s", "3/4 DeconvNet", "4/4 evaluating", "done in"):
+        assert phase in err, phase
+    assert "pretraining the backbone" in err
+    assert "proposals" in report and "IU by object size" in report
+    assert all(results["results"][name]["by_size"] for name in results["results"])
 
-    # same seed, same numbers
+    # same seed, same numbers; the second run takes the backbone from the cache
     again = tmp_path / "again"
     assert main(["demo", "--quick", "--out", str(again), "--no-progress"]) == 0
+    assert "pretrained backbone from the cache" in capsys.readouterr().err
     second = json.loads((again / "results.json").read_text())
     for name in results["results"]:
         assert second["results"][name]["confusion"] == results["results"][name]["confusion"]

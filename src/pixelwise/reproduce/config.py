@@ -4,50 +4,76 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from pixelwise.pretrain import PretrainConfig
+
 
 @dataclass
 class ReproduceConfig:
-    """One reproduction run. The defaults fit the built-in synthetic data on a 2-core CPU in the
-    time budget; they are CPU-scaled (small widths, the ``demo`` recipe, pad-free FCN), not the
-    papers' GPU schedules. ``quick()`` is a few-step version for tests."""
+    """One reproduction run. The defaults fit the built-in ``objects`` world on a 2-core CPU in the
+    time budget: small widths (with the width floor), the ``demo`` recipe, pad-free FCN, 96-pixel
+    proposals and a backbone pretrained on the world's object crops (its ImageNet), not the
+    papers' GPU schedules. Every model is trained once per entry of ``seeds`` (the pretrained
+    backbone, like ImageNet weights, is shared). ``quick()`` is a few-step version for tests."""
 
     dataset: str = "synthetic"
     data_root: str | None = None
-    data_options: dict = field(default_factory=dict)
+    data_options: dict = field(default_factory=lambda: {"size": 96, "num_classes": 8, "length": 3000})
     train_split: str = "train"
     val_split: str = "val"
     val_limit: int | None = 100
     out: str = "runs/reproduce"
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
     device: str = "auto"
     recipe: str = "demo"
-    # FCN: width, geometry, and steps of the staged 32s -> 16s -> 8s run and of the at-once run
-    fcn_width: float = 0.125
+    # the backbone: ImageNet-style weights for every model; None on synthetic data = `pixelwise pretrain`
+    backbone_weights: str | None = None
+    pretrain_steps: int = 2400
+    pretrain_scenes: int = 2000
+    pretrain_batch: int = 32
+    width: float = 0.125
+    min_channels: int | None = None  # None: the models' default floor
+    input_size: int = 96  # DeconvNet proposal side = the pretraining crop side (FCN's fc6 is input_size/32)
+    # FCN: geometry, and steps of the staged 32s -> 16s -> 8s run and of the at-once run
     pad100: bool = False
-    steps_32s: int = 800
-    steps_16s: int = 400
-    steps_8s: int = 400
-    steps_atonce: int = 1600  # as many steps as the three stages together
-    fcn_batch: int | None = None  # None: the recipe's (16)
-    # DeconvNet: width, crop size, two training stages, BN statistics
-    deconv_width: float = 0.125
-    crop_size: int = 224
-    steps_objects: int = 100
-    steps_proposals: int = 100
+    steps_32s: int = 1200
+    steps_16s: int = 600
+    steps_8s: int = 600
+    steps_atonce: int = 2400  # as many steps as the three stages together
+    fcn_batch: int | None = None  # None: the recipe's
+    # DeconvNet: two training stages, deep supervision, BN statistics
+    steps_objects: int = 1500
+    steps_proposals: int = 750
+    deep_supervision: float = 1.0
     bn_batches: int = 20
     deconv_batch: int | None = None  # None: the recipe's
     # inference: DeconvNet proposals and their handling, dense CRF
     proposals: str = "selective-search"
     top_k: int = 20
     min_box_frac: float = 0.15
-    proposal_batch: int = 10
+    proposal_batch: int = 20
     crf: bool = True
     grid_indices: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     progress: bool = True
+    threads: int = 0  # CPU threads for training (0 = the trainer's default: cores / processes)
 
     def to_dict(self) -> dict:
         """Return the settings as a plain dict (saved in results.json)."""
         return asdict(self)
+
+    @property
+    def num_classes(self) -> int | None:
+        """The synthetic world's class count (None for other datasets: the data decides)."""
+        return self.data_options.get("num_classes", 8) if self.dataset == "synthetic" else None
+
+    def pretrain_config(self) -> PretrainConfig:
+        """Return the settings of the backbone pretraining on this run's synthetic world."""
+        opts = self.data_options
+        return PretrainConfig(world=opts.get("world", "objects"), image_size=int(opts.get("size", 96)),
+                              num_classes=int(self.num_classes or 8), data_seed=int(opts.get("seed", 0)),
+                              scenes=self.pretrain_scenes, val_scenes=max(4, min(200, self.pretrain_scenes // 10)),
+                              batch_size=self.pretrain_batch, crop_size=self.input_size, width=self.width,
+                              **({} if self.min_channels is None else {"min_channels": self.min_channels}),
+                              steps=self.pretrain_steps, progress=self.progress, threads=self.threads)
 
     @classmethod
     def quick(cls, **changes) -> "ReproduceConfig":
@@ -55,12 +81,16 @@ class ReproduceConfig:
         base = dict(
             data_options={"size": 64, "length": 16},
             val_limit=4,
-            fcn_width=0.03125,
+            seeds=[0],
+            width=0.03125,
+            min_channels=4,
+            pretrain_steps=2,
+            pretrain_scenes=16,
+            pretrain_batch=4,
             steps_32s=2,
             steps_16s=2,
             steps_8s=2,
             steps_atonce=2,
-            deconv_width=0.03125,
             steps_objects=2,
             steps_proposals=2,
             bn_batches=2,

@@ -41,7 +41,7 @@ def fcn_table(models: dict) -> str:
         "| model | pixel acc. | mean acc. | mean IU | f.w. IU | paper (VOC seg11valid) |",
         "|---|---|---|---|---|---|",
     ]
-    for key in FCN_MODELS:
+    for key in (k for k in FCN_MODELS if k in models):
         r = models[key]
         paper = " / ".join(f"{v:.1f}" for v in PAPER_TABLE2[key]) if key in PAPER_TABLE2 else "-"
         lines.append(
@@ -103,32 +103,65 @@ def cost_table(models: dict) -> str:
     return "\n".join(lines)
 
 
-def claim_checks(models: dict) -> list[str]:
-    """The papers' orderings, each stated with whether it holds on this data (a win needs a margin
-    of more than half an IU point)."""
+CLAIMS = (
+    # (text, kind, how to compute "ours - theirs" in IU from one seed's models)
+    ("FCN-16s beats FCN-32s (mean IU)", "beats", lambda m: _miu(m, "fcn16s") - _miu(m, "fcn32s")),
+    ("FCN-8s beats FCN-16s (mean IU)", "beats", lambda m: _miu(m, "fcn8s") - _miu(m, "fcn16s")),
+    ("FCN-8s staged is about as good as at-once (mean IU within 1 point)", "ties",
+     lambda m: _miu(m, "fcn8s") - _miu(m, "fcn8s_atonce")),
+    ("DeconvNet on proposals beats FCN-8s on small objects (small-bucket IU)", "beats",
+     lambda m: _small(m, "deconvnet") - _small(m, "fcn8s")),
+    ("DeconvNet on proposals finds more small-object pixels than FCN-8s (small-bucket accuracy)", "beats",
+     lambda m: _small(m, "deconvnet", "acc") - _small(m, "fcn8s", "acc")),
+    ("EDeconvNet (mean) beats both members (mean IU)", "beats",
+     lambda m: _miu(m, "edeconvnet_mean") - max(_miu(m, "fcn8s"), _miu(m, "deconvnet"))),
+    ("CRF improves EDeconvNet (mean) (mean IU)", "beats",
+     lambda m: _miu(m, "edeconvnet_mean+crf") - _miu(m, "edeconvnet_mean")),
+    ("CRF improves DeconvNet (mean IU)", "beats", lambda m: _miu(m, "deconvnet+crf") - _miu(m, "deconvnet")),
+)
+TIE = 0.01  # "about as good": within one IU point
 
-    def miu(k):
-        return models[k]["mean_iu"]
 
-    def small(k):
-        s = models[k].get("by_size")
-        return s["small"]["mean_iu"] if s else float("nan")
+def _miu(models: dict, key: str) -> float:
+    return models[key]["mean_iu"] if key in models else float("nan")
 
-    def beats(a: float, b: float) -> bool:
-        return a > b + MARGIN
 
-    checks = [
-        ("FCN-16s beats FCN-32s (mean IU)", beats(miu("fcn16s"), miu("fcn32s"))),
-        ("FCN-8s beats FCN-16s (mean IU)", beats(miu("fcn8s"), miu("fcn16s"))),
-        ("FCN-8s staged is about as good as at-once (within 1 point)", abs(miu("fcn8s") - miu("fcn8s_atonce")) <= 0.01),
-        ("DeconvNet beats FCN-8s on small objects (small-bucket IU)", beats(small("deconvnet"), small("fcn8s"))),
-        ("EDeconvNet (mean) beats both members (mean IU)",
-         beats(miu("edeconvnet_mean"), max(miu("fcn8s"), miu("deconvnet")))),
-    ]
-    if "edeconvnet_mean+crf" in models:
-        checks.append(("CRF improves EDeconvNet (mean)", beats(miu("edeconvnet_mean+crf"), miu("edeconvnet_mean"))))
-        checks.append(("CRF improves DeconvNet", beats(miu("deconvnet+crf"), miu("deconvnet"))))
-    return [f"- {'holds' if ok else 'does NOT hold'}: {text}" for text, ok in checks]
+def _small(models: dict, key: str, metric: str = "mean_iu") -> float:
+    sizes = models.get(key, {}).get("by_size")
+    return sizes["small"].get(metric, float("nan")) if sizes else float("nan")
+
+
+def claim_checks(by_seed: dict) -> list[dict]:
+    """Check the papers' orderings on every seed's results (``{seed: models}``). Returns one dict
+    per claim whose models were evaluated: ``claim``, ``margins`` (``{seed: IU points, ours minus
+    theirs}``), ``holds`` (``{seed: bool}``: a win needs more than half a point, a tie at most one
+    point either way) and ``verdict`` (holds on every seed / on some / on none)."""
+    out = []
+    for text, kind, margin in CLAIMS:
+        margins = {str(seed): 100 * margin(models) for seed, models in by_seed.items()}
+        if any(math.isnan(v) for v in margins.values()):
+            continue
+        if kind == "ties":
+            holds = {seed: abs(v) <= 100 * TIE for seed, v in margins.items()}
+        else:
+            holds = {seed: v > 100 * MARGIN for seed, v in margins.items()}
+        n = sum(holds.values())
+        verdict = ("holds" if n == len(holds) else "does NOT hold" if n == 0 else f"holds on {n} of {len(holds)} seeds")
+        out.append({"claim": text, "margins": margins, "holds": holds, "verdict": verdict})
+    return out
+
+
+def claims_table(claims: list[dict]) -> str:
+    """The claim checks as a table: one column of margins (IU points) per seed, and the verdict."""
+    if not claims:
+        return "(no claim could be checked: its models were not evaluated)"
+    seeds = list(claims[0]["margins"])
+    lines = ["| claim | " + " | ".join(f"seed {s}" for s in seeds) + " | verdict |",
+             "|---" * (len(seeds) + 2) + "|"]
+    for c in claims:
+        cells = " | ".join(f"{c['margins'][s]:+.1f}" for s in seeds)
+        lines.append(f"| {c['claim']} | {cells} | **{c['verdict']}** |")
+    return "\n".join(lines)
 
 
 def write_report(results: dict, out: Path) -> None:
@@ -154,19 +187,26 @@ def write_report(results: dict, out: Path) -> None:
         fig.savefig(out / "comparison.png", bbox_inches="tight")
     cfg = results["config"]
     secs = results["seconds"]
+    seeds = ", ".join(str(s) for s in cfg["seeds"])
+    train_min = ", ".join(f"seed {s} {r['seconds']['train'] / 60:.1f} min" for s, r in results["by_seed"].items())
     text = [
         "# pixelwise reproduce",
         "",
-        f"Dataset `{cfg['dataset']}`, {results['num_images']} validation images, seed {cfg['seed']}; "
-        f"FCN width {cfg['fcn_width']} ({'pad 100' if cfg['pad100'] else 'pad-free'}), DeconvNet width "
-        f"{cfg['deconv_width']}, recipe `{cfg['recipe']}`; DeconvNet on `{cfg['proposals']}` proposals "
-        f"(top {cfg['top_k']}, {results['mean_boxes']:.1f} boxes per image on average). "
-        f"Total {secs['total'] / 60:.1f} min (training {secs['train'] / 60:.1f} min).",
+        f"Dataset `{cfg['dataset']}` ({', '.join(f'{k}={v}' for k, v in cfg['data_options'].items()) or 'defaults'}), "
+        f"{results['num_images']} validation images, seeds {seeds}; width {cfg['width']} "
+        f"({'pad 100' if cfg['pad100'] else 'pad-free'} FCN), recipe `{cfg['recipe']}`, backbone "
+        f"`{results.get('backbone') or 'none (from scratch)'}`; DeconvNet on {cfg['input_size']}-px crops of "
+        f"`{cfg['proposals']}` proposals (top {cfg['top_k']}, {results['mean_boxes']:.1f} boxes per image on "
+        f"average), deep supervision {cfg['deep_supervision']:g}. Total {secs['total'] / 60:.1f} min (backbone "
+        f"{secs['pretrain'] / 60:.1f} min; training {train_min}).",
+        "",
+        f"Tables: seed {cfg['seeds'][0]}. Claims: every seed, margins in IU points (ours minus theirs; a win needs "
+        "more than +0.5, a tie at most 1 point either way).",
         "",
     ]
     for title, table in tables.values():
         text += [f"## {title}", "", table, ""]
-    text += ["## The papers' claims on this data", "", *claim_checks(models), ""]
+    text += ["## The papers' claims on this data", "", claims_table(results["claims"]), ""]
     if grid["image"]:
         text += ["## Examples", "", "![comparison](comparison.png)", ""]
     (out / "report.md").write_text("\n".join(text))

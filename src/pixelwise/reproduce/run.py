@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pixelwise.checkpoint import load_model
 from pixelwise.data import build_dataset
+from pixelwise.errors import PixelwiseError
 from pixelwise.inference.boxes import prepare_boxes
 from pixelwise.inference.pipeline import deconvnet_scores
 from pixelwise.inference.predict import dense_logits, image_tensor
@@ -70,13 +71,15 @@ class Scorer:
 
     def result(self) -> dict:
         out = dict(self.cm.compute())
+        out["confusion"] = self.cm.matrix.cpu().tolist()
         out["by_size"] = self.sizes.compute() if self.sizes.matrices["small"].matrix.sum() > 0 else None
         out["ms_per_image"] = 1000.0 * self.seconds / max(1, self.images)
         return out
 
 
-def _train(cfg: ReproduceConfig, overrides: dict, log: Callable[[str], None]) -> Path:
-    """Run one training (resuming a finished or interrupted one in place); return its last.pt."""
+def _train(cfg: ReproduceConfig, seed: int, overrides: dict, log: Callable[[str], None], resume: str | None) -> Path:
+    """Run one training (``resume="auto"``: resuming a finished or interrupted one in place);
+    return its last.pt."""
     from pixelwise.train.staged import launch
 
     out = Path(overrides["out"])
@@ -87,64 +90,134 @@ def _train(cfg: ReproduceConfig, overrides: dict, log: Callable[[str], None]) ->
         "data_options": dict(cfg.data_options),
         "train_split": cfg.train_split,
         "val_split": "",  # evaluation is done once, below, the same way for every model
-        "seed": cfg.seed,
+        "seed": seed,
         "device": cfg.device,
         "progress": cfg.progress,
         "stages": [],
+        "width": cfg.width,
+        "threads": cfg.threads,
     }
+    if cfg.min_channels is not None:
+        base["min_channels"] = cfg.min_channels
     start = time.perf_counter()
     log(f"training {overrides['model']} -> {out}")
-    launch({**base, **overrides}, resume="auto")
+    launch({**base, **overrides}, resume=resume)
     log(f"trained {overrides['model']} in {time.perf_counter() - start:.0f} s")
     return out / "last.pt"
 
 
-def train_all(cfg: ReproduceConfig, log: Callable[[str], None]) -> dict[str, dict]:
-    """Train every model; return ``{name: {"checkpoint": path, "train_seconds": s}}``."""
-    root = Path(cfg.out) / "train"
-    fcn = dict(width=cfg.fcn_width, pad100=cfg.pad100)
-    deconv = dict(model="deconvnet", width=cfg.deconv_width, crop_size=cfg.crop_size)
+def backbone_for(cfg: ReproduceConfig, log: Callable[[str], None]) -> str | None:
+    """Return the backbone weights every model starts from: ``cfg.backbone_weights``, or on the
+    synthetic world the (cached) :mod:`pixelwise.pretrain` classifier; None = from scratch."""
+    if cfg.backbone_weights or cfg.dataset != "synthetic":
+        if not cfg.backbone_weights:
+            log("no --backbone-weights: every model is trained from scratch (the papers start from ImageNet VGG16)")
+        return cfg.backbone_weights
+    from pixelwise.pretrain import cached_pretrain
+
+    result = cached_pretrain(cfg.pretrain_config(), log=log)
+    log(f"backbone: {result.weights} (held-out object accuracy {100 * result.accuracy:.1f} %)")
+    return str(result.weights)
+
+
+def training_plan(cfg: ReproduceConfig, backbone: str | None) -> list[tuple[str, dict]]:
+    """Return ``[(name, train options), ...]`` in order: FCN-32s -> 16s -> 8s (each from the
+    previous, ``init_from`` naming the earlier entry), FCN-8s at once, DeconvNet's two stages.
+    Models that do not start from a previous stage start from ``backbone``."""
+    start = {"backbone_weights": backbone} if backbone else {}
+    fcn = dict(pad100=cfg.pad100, fc6_kernel=cfg.input_size // 32)
+    deconv = dict(model="deconvnet", input_size=cfg.input_size, crop_size=cfg.input_size,
+                  deep_supervision=cfg.deep_supervision)
     if cfg.fcn_batch:
         fcn["batch_size"] = cfg.fcn_batch
     if cfg.deconv_batch:
         deconv["batch_size"] = cfg.deconv_batch
-    plan: list[tuple[str, dict]] = [
-        ("fcn32s", dict(fcn, model="fcn32s", steps=cfg.steps_32s)),
+    return [
+        ("fcn32s", dict(fcn, **start, model="fcn32s", steps=cfg.steps_32s)),
         ("fcn16s", dict(fcn, model="fcn16s", steps=cfg.steps_16s, init_from="fcn32s")),
         ("fcn8s", dict(fcn, model="fcn8s", steps=cfg.steps_8s, init_from="fcn16s")),
-        ("fcn8s_atonce", dict(fcn, model="fcn8s_atonce", steps=cfg.steps_atonce)),
-        ("deconvnet_objects", dict(deconv, sampling="objects", steps=cfg.steps_objects, bn_recalib_batches=0)),
+        ("fcn8s_atonce", dict(fcn, **start, model="fcn8s_atonce", steps=cfg.steps_atonce)),
+        ("deconvnet_objects", dict(deconv, **start, sampling="objects", steps=cfg.steps_objects,
+                                   bn_recalib_batches=0)),
         ("deconvnet", dict(deconv, sampling="proposals", steps=cfg.steps_proposals,
                            bn_recalib_batches=cfg.bn_batches, init_from="deconvnet_objects")),
     ]
+
+
+def train_all(cfg: ReproduceConfig, seed: int, root: Path, backbone: str | None, log: Callable[[str], None],
+              only: tuple[str, ...] | None = None, resume: str | None = "auto") -> dict[str, dict]:
+    """Train the models of :func:`training_plan` (``only`` those named and what they start from)
+    into ``root``; return ``{name: {"checkpoint": path, "train_seconds": s}}``. With ``resume="auto"``
+    a finished run found there is kept and an interrupted one continued."""
+    plan = training_plan(cfg, backbone)
+    needed = set(only or [name for name, _ in plan])
+    for name, overrides in reversed(plan):
+        if name in needed and "init_from" in overrides:
+            needed.add(overrides["init_from"])
     done: dict[str, dict] = {}
     for name, overrides in plan:
+        if name not in needed:
+            continue
         overrides = dict(overrides, out=str(root / name))
         if "init_from" in overrides:
             overrides["init_from"] = str(done[overrides["init_from"]]["checkpoint"])
-        start = time.perf_counter()
-        ckpt = _train(cfg, overrides, log)
-        seconds = time.perf_counter() - start
+        begin = time.perf_counter()
+        ckpt = _train(cfg, seed, overrides, log, resume)
+        seconds = time.perf_counter() - begin
         if name == "deconvnet":
             seconds += done["deconvnet_objects"]["train_seconds"]
         done[name] = {"checkpoint": ckpt, "train_seconds": seconds}
     return done
 
 
-def _rss_mb() -> float | None:
-    from pixelwise.bench.memory import current_rss_mb
-
-    return current_rss_mb()
+ENSEMBLES = ("edeconvnet_mean", "edeconvnet_product")
+MEMBERS = {"edeconvnet_mean": ("fcn8s", "deconvnet"), "edeconvnet_product": ("fcn8s", "deconvnet")}
 
 
-def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callable[[str], None]) -> dict:
-    """Evaluate every model (and its CRF version) on the validation split; return the results dict."""
+def proposal_boxes(cfg: ReproduceConfig, image: np.ndarray) -> np.ndarray:
+    """Return the ``(K, 4)`` boxes DeconvNet runs on for ``image`` (the configured proposals)."""
+    raw = generate_proposals(image, cfg.proposals)
+    boxes, _ = prepare_boxes(*raw, image_hw=image.shape[:2], min_box_frac=cfg.min_box_frac, top_k=cfg.top_k)
+    return boxes
+
+
+def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: list[str]) -> tuple[dict, dict, int]:
+    """Return ``(scores, seconds, boxes)`` for one image: ``(C, H, W)`` scores of every model in
+    ``names`` (FCNs on the whole image, DeconvNet on proposals, ensembles from their members), the
+    time each took (ensembles: members included) and the number of proposal boxes used."""
+    scores: dict[str, torch.Tensor] = {}
+    seconds: dict[str, float] = {}
+    n_boxes = 0
+    for name, model in models.items():
+        t = time.perf_counter()
+        x = image_tensor(image, model)
+        if name == "deconvnet":
+            boxes = proposal_boxes(cfg, image)
+            n_boxes = len(boxes)
+            scores[name], _ = deconvnet_scores(model, x, boxes, size=cfg.input_size, batch=cfg.proposal_batch)
+        else:
+            scores[name] = dense_logits(model, x[None])[0]
+        seconds[name] = time.perf_counter() - t
+    for name in names:
+        if name in MEMBERS:
+            t = time.perf_counter()
+            fcn, deconv = MEMBERS[name]
+            scores[name] = combine_scores(scores[fcn][None], scores[deconv][None], name.split("_")[1])[0]
+            seconds[name] = time.perf_counter() - t + seconds[fcn] + seconds[deconv]
+    return scores, seconds, n_boxes
+
+
+def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callable[[str], None], *,
+                 names: tuple[str, ...] = (*FCN_MODELS, "deconvnet", *ENSEMBLES), memory: bool = True) -> dict:
+    """Evaluate the models ``names`` (and, with ``cfg.crf``, each after a dense CRF) on the
+    validation split; return the results dict (metrics per model, grid images, upper bound, ...)."""
     device = resolve_device(cfg.device)
     val = build_dataset(cfg.dataset, root=cfg.data_root, split=cfg.val_split, **cfg.data_options)
     n = len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))
     num_classes = val.num_classes
-    models = {name: load_model(checkpoints[name]["checkpoint"]).to(device) for name in (*FCN_MODELS, "deconvnet")}
-    names = [*FCN_MODELS, "deconvnet", "edeconvnet_mean", "edeconvnet_product"]
+    names = list(names)
+    loaded = list(dict.fromkeys(m for name in names for m in MEMBERS.get(name, (name,))))
+    models = {name: load_model(checkpoints[name]["checkpoint"]).to(device) for name in loaded}
     crf_ok = cfg.crf
     if crf_ok:
         from pixelwise.inference.crf import crf_available
@@ -155,7 +228,6 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
     scorers = {k: Scorer(num_classes) for k in names}
     if crf_ok:
         scorers.update({f"{k}+crf": Scorer(num_classes) for k in names})
-    memory = _memory_per_model(cfg, models, val[0]["image"])
     grid: dict[str, list] = {"image": [], "truth": [], **{k: [] for k in scorers}}
     grid_set = set(cfg.grid_indices)
     boxes_used = []
@@ -164,25 +236,9 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         sample = val[i]
         image = sample["image"]
         masks.append(sample["mask"])
-        scores: dict[str, torch.Tensor] = {}
-        seconds: dict[str, float] = {}
-        for name in FCN_MODELS:
-            t = time.perf_counter()
-            scores[name] = dense_logits(models[name], image_tensor(image, models[name])[None])[0]
-            seconds[name] = time.perf_counter() - t
-        t = time.perf_counter()
-        deconv = models["deconvnet"]
-        raw = generate_proposals(image, cfg.proposals)
-        boxes, _ = prepare_boxes(*raw, image_hw=image.shape[:2], min_box_frac=cfg.min_box_frac, top_k=cfg.top_k)
-        scores["deconvnet"], _ = deconvnet_scores(
-            deconv, image_tensor(image, deconv), boxes, size=cfg.crop_size, batch=cfg.proposal_batch
-        )
-        seconds["deconvnet"] = time.perf_counter() - t
-        boxes_used.append(len(boxes))
-        for mode in ("mean", "product"):
-            t = time.perf_counter()
-            scores[f"edeconvnet_{mode}"] = combine_scores(scores["fcn8s"][None], scores["deconvnet"][None], mode)[0]
-            seconds[f"edeconvnet_{mode}"] = time.perf_counter() - t + seconds["fcn8s"] + seconds["deconvnet"]
+        scores, seconds, n_boxes = image_scores(cfg, models, image, names)
+        if "deconvnet" in models:
+            boxes_used.append(n_boxes)
         in_grid = i in grid_set
         if in_grid:
             grid["image"].append(image)
@@ -201,12 +257,12 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
                 if in_grid:
                     grid[f"{name}+crf"].append(refined.argmax(0).astype(np.uint8))
     results = {name: s.result() for name, s in scorers.items()}
+    first = val[0]["image"]
     for name in names:
-        base = name.split("_")[0] if name.startswith("edeconvnet") else name
-        parts = ["fcn8s", "deconvnet"] if base == "edeconvnet" else [name]
+        parts = MEMBERS.get(name, (name,))
         results[name]["params"] = int(sum(count_parameters(models[p]) for p in parts))
         results[name]["train_seconds"] = float(sum(checkpoints[p]["train_seconds"] for p in parts))
-        results[name]["peak_mb"] = sum(memory[p] for p in parts) if all(memory.get(p) is not None for p in parts) else None
+        results[name]["peak_mb"] = _peak_memory(cfg, [checkpoints[p]["checkpoint"] for p in parts], first) if memory else None
     return {
         "models": results,
         "class_names": list(val.class_names),
@@ -214,53 +270,53 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         "mean_boxes": float(np.mean(boxes_used)) if boxes_used else 0.0,
         "upper_bound": {str(f): r for f, r in upper_bound_miou(masks, num_classes).items()},
         "grid": grid,
-        "peak_rss_mb": _peak_rss(),
     }
 
 
-def _memory_per_model(cfg: ReproduceConfig, models: dict, image: np.ndarray) -> dict[str, float | None]:
-    """Peak resident memory added by one image's inference with each model, in MB (Linux; None
-    where the peak cannot be reset)."""
-    from pixelwise.bench.memory import peak_rss_mb, reset_peak_rss
+def _peak_memory(cfg: ReproduceConfig, checkpoints: list, image: np.ndarray) -> float | None:
+    """Peak inference memory (MB) of these checkpoints on one image, in a fresh process."""
+    from pixelwise.reproduce.memory import peak_inference_mb
 
-    out: dict[str, float | None] = {}
-    for name, model in models.items():
-        if not reset_peak_rss():
-            out[name] = None
-            continue
-        base = peak_rss_mb()
-        x = image_tensor(image, model)
-        if name == "deconvnet":
-            boxes, _ = prepare_boxes(*generate_proposals(image, cfg.proposals), image_hw=image.shape[:2],
-                                     min_box_frac=cfg.min_box_frac, top_k=cfg.top_k)
-            deconvnet_scores(model, x, boxes, size=cfg.crop_size, batch=cfg.proposal_batch)
-        else:
-            dense_logits(model, x[None])
-        out[name] = max(0.0, peak_rss_mb() - base)
-    return out
-
-
-def _peak_rss() -> float | None:
-    from pixelwise.bench.memory import peak_rss_mb
-
-    return peak_rss_mb()
+    return peak_inference_mb(checkpoints, image, boxes=proposal_boxes(cfg, image), size=cfg.input_size,
+                             batch=cfg.proposal_batch)
 
 
 def reproduce(cfg: ReproduceConfig, *, log: Callable[[str], None] = print) -> dict:
-    """Train and evaluate everything; write the tables and figure into ``cfg.out``; return results."""
-    from pixelwise.reproduce.report import write_report
+    """Pretrain (or reuse) the backbone, train and evaluate everything once per seed, write the
+    tables and figure into ``cfg.out``; return the results (the first seed's at the top level,
+    every seed's metrics under ``by_seed``, the claim checks under ``claims``)."""
+    from pixelwise.reproduce.report import claim_checks, write_report
 
-    torch.manual_seed(cfg.seed)
+    if not cfg.seeds:
+        raise PixelwiseError("reproduce needs at least one seed")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    checkpoints = train_all(cfg, log)
-    train_seconds = time.perf_counter() - start
-    results = evaluate_all(cfg, checkpoints, log)
+    backbone = backbone_for(cfg, log)
+    seconds = {"pretrain": time.perf_counter() - start}
+    by_seed: dict[int, dict] = {}
+    for seed in cfg.seeds:
+        begin = time.perf_counter()
+        checkpoints = train_all(cfg, seed, out / f"seed{seed}" / "train", backbone, log)
+        trained = time.perf_counter() - begin
+        log(f"seed {seed}: evaluating")
+        by_seed[seed] = evaluate_all(cfg, checkpoints, log, memory=seed == cfg.seeds[0])
+        by_seed[seed]["seconds"] = {"train": trained, "total": time.perf_counter() - begin}
+    seconds["total"] = time.perf_counter() - start
+    results = dict(by_seed[cfg.seeds[0]])
+    results["by_seed"] = {str(seed): {"models": _metrics(r["models"]), "seconds": r["seconds"]}
+                          for seed, r in by_seed.items()}
+    results["claims"] = claim_checks({seed: r["models"] for seed, r in by_seed.items()})
     results["config"] = cfg.to_dict()
-    results["seconds"] = {"train": train_seconds, "total": time.perf_counter() - start}
+    results["backbone"] = backbone
+    results["seconds"] = seconds
     write_report(results, out)
     (out / "results.json").write_text(
         json.dumps({k: v for k, v in results.items() if k != "grid"}, indent=2, default=float)
     )
     return results
+
+
+def _metrics(models: dict) -> dict:
+    """The metrics of every model without the bulky confusion matrices."""
+    return {name: {k: v for k, v in m.items() if k != "confusion"} for name, m in models.items()}
