@@ -26,6 +26,7 @@ from pixelwise.bench.machine import cpu_model
 from pixelwise.metrics import format_size_table, format_table
 from pixelwise.reproduce.config import ReproduceConfig
 from pixelwise.reproduce.run import backbone_for, evaluate_all, train_all
+from pixelwise.train.recipes import get_recipe
 from pixelwise.train.runlog import read_log, to_json
 from pixelwise.viz.curves import plot_curves, save_figure
 
@@ -51,10 +52,10 @@ class DemoSettings:
     val_images: int = 100
     width: float = 0.125
     min_channels: int = 16
-    pretrain_steps: int = 800
+    pretrain_steps: int = 640
     pretrain_scenes: int = 2000
-    fcn_steps: tuple[int, int, int] = (500, 300, 300)  # FCN-32s, 16s, 8s
-    deconv_steps: tuple[int, int] = (600, 300)  # object crops, proposal crops
+    fcn_steps: tuple[int, int, int] = (400, 300, 300)  # FCN-32s, 16s, 8s
+    deconv_steps: tuple[int, int] = (500, 250)  # object crops, proposal crops
     batch: int = 16
     bn_batches: int = 20
     deep_supervision: float = 1.0
@@ -163,6 +164,11 @@ def _figures(out: Path, evaluated: dict, s: DemoSettings) -> None:
     columns = {"truth": grid["truth"], **{DISPLAY[k]: grid[k] for k in MEMBERS}}
     save_figure(comparison_grid(grid["image"], columns, evaluated["class_names"], cell_size=1.8),
                 out / "predictions.png")
+    _curves(out, s)
+
+
+def _curves(out: Path, s: DemoSettings) -> None:
+    """Write curves.png: every run's loss and lr, each stage continuing the previous stage's steps."""
     runs = {}
     offset = 0
     for name, steps in (("fcn32s", s.fcn_steps[0]), ("fcn16s", s.fcn_steps[1]), ("fcn8s", s.fcn_steps[2])):
@@ -171,7 +177,7 @@ def _figures(out: Path, evaluated: dict, s: DemoSettings) -> None:
     offset = 0
     for name, steps in (("deconvnet_objects", s.deconv_steps[0]), ("deconvnet", s.deconv_steps[1])):
         label = "objects" if name == "deconvnet_objects" else "proposals"
-        runs[f"DeconvNet ({label})"] = [{**r, "step": r.get("step", 0) + offset}
+        runs[f"DeconvNet ({label}; + deep-supervision losses)"] = [{**r, "step": r.get("step", 0) + offset}
                                         for r in read_log(out / name / "log.jsonl")]
         offset += steps
     plot_curves(runs, out / "curves.png", title="pixelwise demo: training curves (stages continue the step count)")
@@ -182,6 +188,7 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
     t = summary["timings_s"]
     cmd = f"pixelwise demo --out demo-out --seed {seed}" + (" --quick" if quick else "")
     names = summary["class_names"]
+    low, high = get_recipe("demo").per_sampling["proposals"]["proposal_iou"]
     lines = [
         "# pixelwise demo report",
         "",
@@ -219,7 +226,8 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         "",
         "![predictions](predictions.png)",
         "",
-        "Training loss, learning rate and validation mean IU (each stage continues the previous stage's steps):",
+        "Training loss and learning rate (each stage continues the previous stage's steps; DeconvNet's loss adds its "
+        "deep-supervision terms, so it is not on FCN's scale):",
         "",
         "![curves](curves.png)",
         "",
@@ -232,7 +240,7 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         f"from FCN-32s, FCN-8s {s.fcn_steps[2]} steps from FCN-16s; SGD momentum 0.9, lr 0.01, poly schedule, "
         f"{s.batch} whole images per step, flips.",
         f"- DeconvNet: stage 1 {s.deconv_steps[0]} steps of object-centred crops, stage 2 {s.deconv_steps[1]} steps "
-        f"of jittered proposals (IoU 0.3-0.7 with an object), {s.batch} crops of {s.input_size}x{s.input_size} per "
+        f"of jittered proposals (IoU {low:g}-{high:g} with an object), {s.batch} crops of {s.input_size}x{s.input_size} per "
         f"step, SGD as above, deep supervision weight {s.deep_supervision:g}; batch-norm statistics recomputed over "
         f"{s.bn_batches} batches.",
         "- Checkpoints, logs and per-run curves: `fcn32s/`, `fcn16s/`, `fcn8s/`, `deconvnet_objects/`, `deconvnet/`.",
