@@ -119,3 +119,17 @@ def test_deconvnet_objects_stage_and_eval_modes(tmp_path, capsys):
                      "--out", str(ev), "--no-progress"]) == 0
         results = json.loads((ev / "results.json").read_text())
         assert results["mode"] == mode and results["images"] == 2 and 0 <= results["mean_iu"] <= 1
+    ev = tmp_path / "ev-gt"
+    assert main(["eval", "-c", str(out / "last.pt"), "--limit", "2", "--mode", "proposals", "--proposals", "gt",
+                 "--uncovered", "background", "--top-k", "3", "--min-box-frac", "0.15", "--out", str(ev),
+                 "--no-progress"]) == 0
+    results = json.loads((ev / "results.json").read_text())
+    assert (results["proposals"], results["uncovered"]) == ("gt", "background")
+    assert (results["top_k"], results["min_box_frac"]) == (3, 0.15)
+
+
+def test_eval_uncovered_choices_are_the_pipelines():
+    from pixelwise.cli.eval import UNCOVERED_CHOICES
+    from pixelwise.inference.pipeline import UNCOVERED
+
+    assert UNCOVERED_CHOICES == UNCOVERED

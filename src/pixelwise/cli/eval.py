@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-
 from pixelwise.cli.options import parse_key_values
 from pixelwise.errors import PixelwiseError
+from pixelwise.inference.boxes import MIN_BOX, TOP_K
+
+
+# the same names as pixelwise.inference.pipeline.UNCOVERED (tested), spelled out so that building the
+# parser does not import torch
+UNCOVERED_CHOICES = ("whole", "background", "fcn")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="whole images, or DeconvNet's proposal pipeline (DeconvNet/EDeconvNet)")
     p.add_argument("--proposals", default="selective-search",
                    help="proposal method for --mode proposals: selective-search, edge-boxes, sliding, gt")
+    p.add_argument("--uncovered", choices=UNCOVERED_CHOICES, default="whole",
+                   help="--mode proposals: pixels no box covers get a whole-image DeconvNet pass (default), "
+                   "background, or FCN-8s's scores (EDeconvNet)")
+    p.add_argument("--top-k", type=int, default=TOP_K, help=f"--mode proposals: keep the best K boxes per image ({TOP_K})")
+    p.add_argument("--min-box", type=float, default=MIN_BOX, metavar="PX",
+                   help=f"--mode proposals: drop boxes whose enlarged side is under PX (the paper's {MIN_BOX})")
+    p.add_argument("--min-box-frac", type=float, default=None, metavar="F",
+                   help="--mode proposals: the minimum is min(--min-box, F x the shorter image side), for small "
+                   "images (the demo and reproduce use 0.15)")
     p.add_argument("--edge-model", default=None, help="EdgeBoxes structured-edge model file (model.yml.gz)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
@@ -52,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         results = run_eval(
             args.checkpoint, dataset=args.dataset, data_root=args.data_root, data_options=parse_key_values(args.data),
             split=args.split, limit=args.limit, batch_size=args.batch_size, resize=args.resize, mode=args.mode,
-            proposals=args.proposals, proposal_options=proposal_options, device=args.device,
+            proposals=args.proposals, proposal_options=proposal_options, uncovered=args.uncovered,
+            box_options={"top_k": args.top_k, "min_box": args.min_box, "min_box_frac": args.min_box_frac}, device=args.device,
             precision=args.precision, threads=args.threads, out=args.out, progress=not args.no_progress,
         )
         main = dist_utils.is_main()

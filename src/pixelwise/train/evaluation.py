@@ -59,8 +59,11 @@ def eval_config(ckpt: dict, *, dataset: str | None, data_root: str | None, data_
 
 def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, method: str,
                        options: dict | None, device: torch.device, precision: str, progress: bool,
-                       rank: int = 0, world_size: int = 1) -> dict:
-    """Evaluate with the DeconvNet proposal pipeline, image by image; returns the same keys as
+                       rank: int = 0, world_size: int = 1, uncovered: str = "whole",
+                       box_options: dict | None = None) -> dict:
+    """Evaluate with the DeconvNet proposal pipeline, image by image (pixels no box covers filled as
+    ``uncovered`` says; ``box_options``: ``top_k``, ``min_box``, ``min_box_frac``; see
+    :func:`pixelwise.inference.segment`); returns the same keys as
     :func:`pixelwise.train.loop.evaluate`."""
     from pixelwise.inference import segment
 
@@ -75,7 +78,8 @@ def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, met
         opts = dict(options or {})
         if method.replace("-", "_") == "gt":
             opts["sample"] = sample
-        probs = segment(model, sample["image"], proposals=method, proposal_options=opts, precision=precision)
+        probs = segment(model, sample["image"], proposals=method, proposal_options=opts, precision=precision,
+                        uncovered=uncovered, **(box_options or {}))
         pred = torch.from_numpy(np.asarray(probs).argmax(0)).to(device)
         target = torch.from_numpy(np.asarray(sample["mask"]).astype(np.int64)).to(device)
         cm.update(pred, target)
@@ -98,6 +102,8 @@ def run_eval(
     mode: str = "whole",
     proposals: str = "selective-search",
     proposal_options: dict | None = None,
+    uncovered: str = "whole",
+    box_options: dict | None = None,
     device: str = "auto",
     precision: str = "fp32",
     threads: int = 0,
@@ -129,7 +135,8 @@ def run_eval(
             raise PixelwiseError("--mode proposals needs a DeconvNet or EDeconvNet checkpoint; FCN uses --mode whole")
         results = evaluate_proposals(model, ds, num_classes, method=proposals, options=proposal_options,
                                      device=info.device, precision=precision, progress=show, rank=info.rank,
-                                     world_size=info.world_size)
+                                     world_size=info.world_size, uncovered=uncovered,
+                                     box_options=box_options)
     else:
         loader = tdata.eval_loader(ds, batch_size, rank=info.rank, world_size=info.world_size)
         results = evaluate(model, loader, num_classes, device=info.device, precision=precision, progress=show,
@@ -140,6 +147,7 @@ def run_eval(
         "dataset": cfg.dataset,
         "split": cfg.val_split,
         "mode": mode,
+        **({"proposals": proposals, "uncovered": uncovered, **(box_options or {})} if mode == "proposals" else {}),
         "resize": resize,
         "class_names": list(class_names),
         "world_size": info.world_size,
