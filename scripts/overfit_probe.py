@@ -4,12 +4,12 @@
     .venv/bin/python scripts/overfit_probe.py --model fcn8s --steps 100
     .venv/bin/python scripts/overfit_probe.py --model deconvnet --optimizer sgd --lr 0.01
 
-Takes ``--crops`` DeconvNet stage-1 object crops (224x224, as `pixelwise train --sampling objects`
-makes them) of the first synthetic training scenes, then trains a freshly initialised model on
-that one batch for ``--steps`` steps, printing the loss and the pixel accuracy on the batch. A
-healthy network drives the accuracy towards 100 %; a network stuck at the share of background
-pixels has learned only how often each class occurs. Used to investigate why DeconvNet does not
-learn in `pixelwise reproduce` (see docs/reproduce.md).
+Takes ``--crops`` DeconvNet stage-1 object crops (``--input-size`` pixels, as `pixelwise train
+--sampling objects` makes them) of synthetic training scenes (``--world``), then trains a freshly
+initialised model on that one batch for ``--steps`` steps, printing the loss and the pixel accuracy
+on the batch. A healthy network drives the accuracy towards 100 %; a network stuck at the share of
+background pixels has learned only how often each class occurs. Used to investigate why DeconvNet
+did not learn in `pixelwise reproduce` (see docs/reproduce.md).
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 
 # the same crops and models as crop_probe.py (scripts/ is on sys.path when run as a script)
-from crop_probe import fresh_model, object_crops
+import numpy as np
+from crop_probe import crop_batch, fresh_model
+
+from pixelwise.data import build_dataset
+from pixelwise.train.deconvnet_sampling import ObjectCrop
 
 
 def main() -> None:
@@ -29,7 +33,8 @@ def main() -> None:
     p.add_argument("--model", default="deconvnet")
     p.add_argument("--width", type=float, default=0.125)
     p.add_argument("--crops", type=int, default=8)
-    p.add_argument("--min-side", type=float, default=107.0, help="smallest crop side in scene pixels (demo: 107)")
+    p.add_argument("--input-size", type=int, default=96, help="crop side")
+    p.add_argument("--world", default="objects")
     p.add_argument("--steps", type=int, default=120)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -40,8 +45,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    images, labels = object_crops("train", args.crops, args.min_side, seed=0, binary=False)
-    model = fresh_model(args.model, 8, args.width)
+    scenes = build_dataset("synthetic", split="train", length=max(args.crops, 16), size=96, world=args.world)
+    images, labels = crop_batch(scenes, ObjectCrop(args.input_size), np.random.default_rng(0), args.crops, False)
+    model = fresh_model(args.model, 8, args.width, input_size=args.input_size)
     if args.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     else:

@@ -23,19 +23,32 @@ def run_script(name: str, *args: str) -> str:
 @pytest.mark.parametrize("model", ["deconvnet", "fcn8s"])
 def test_overfit_probe_reports_accuracy_per_step(model: str) -> None:
     out = run_script("overfit_probe.py", "--model", model, "--width", "0.03125", "--crops", "2",
-                     "--steps", "2", "--every", "1", "--threads", "1")
+                     "--input-size", "96", "--steps", "2", "--every", "1", "--threads", "1")
     accuracies = [float(a) for a in re.findall(r"pixel acc\s+([\d.]+) %", out)]
     assert len(accuracies) == 3  # steps 0, 1, 2
     assert all(0.0 <= a <= 100.0 for a in accuracies)
 
 
-def test_crop_probe_scores_held_out_crops() -> None:
-    out = run_script("crop_probe.py", "--model", "deconvnet", "--width", "0.03125", "--train-crops", "4",
-                     "--val-crops", "2", "--batch", "2", "--steps", "2", "--every", "1", "--threads", "1",
-                     "--binary", "--bn-modes")
-    assert "2 classes" in out
+def test_crop_probe_scores_held_out_crops(tmp_path) -> None:
+    out = run_script("crop_probe.py", "--model", "deconvnet", "--width", "0.03125", "--min-channels", "4",
+                     "--input-size", "64", "--scene-size", "48", "--scenes", "8", "--val-crops", "4",
+                     "--batch", "2", "--steps", "2", "--every", "1", "--threads", "1", "--binary", "--bn-modes",
+                     "--deep-supervision", "1")
+    assert "2 classes" in out and "deep supervision 1" in out
     rows = re.findall(r"val pixel acc\s+([\d.]+) %\s+mean IU\s+([\d.]+) %", out)
     assert len(rows) == 2
     assert all(0.0 <= float(acc) <= 100.0 and 0.0 <= float(iu) <= 100.0 for acc, iu in rows)
     # --bn-modes adds four accuracies per report: val/train x running/batch statistics
     assert len(re.findall(r"(?:val|train) (?:running|batch)-BN acc [\d.]+", out)) == 8
+    assert "final per-class IU" in out
+
+
+def test_crop_probe_starts_from_a_pretrained_backbone(tmp_path) -> None:
+    import os
+
+    env_cache = os.environ.get("PIXELWISE_CACHE")
+    assert env_cache  # the tests' private cache (conftest), inherited by the script
+    out = run_script("crop_probe.py", "--model", "fcn8s", "--width", "0.03125", "--min-channels", "4",
+                     "--classes", "4", "--scene-size", "48", "--scenes", "8", "--val-crops", "4", "--batch", "2",
+                     "--steps", "1", "--every", "1", "--threads", "1", "--pretrain-steps", "2")
+    assert "backbone held-out object accuracy" in out and "vgg16_bn.pth" in out
