@@ -6,6 +6,18 @@ from dataclasses import asdict, dataclass, field
 
 from pixelwise.pretrain import PretrainConfig
 
+# the models reproduce trains, and their names in tables
+FCN_MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
+DISPLAY = {
+    "fcn32s": "FCN-32s",
+    "fcn16s": "FCN-16s",
+    "fcn8s": "FCN-8s",
+    "fcn8s_atonce": "FCN-8s at-once",
+    "deconvnet": "DeconvNet",
+    "edeconvnet_mean": "EDeconvNet (mean)",
+    "edeconvnet_product": "EDeconvNet (product)",
+}
+
 
 @dataclass
 class ReproduceConfig:

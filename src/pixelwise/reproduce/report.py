@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from pixelwise.reproduce.run import DISPLAY, FCN_MODELS
+from pixelwise.reproduce.config import DISPLAY, FCN_MODELS
 
 PAPER_UPPER_BOUND = {"32": 86.1, "16": 92.8, "8": 96.4}  # FCN Appendix A, PASCAL VOC
 PAPER_TABLE2 = {  # FCN CVPR Table 2 (seg11valid): pixel acc, mean acc, mean IU, f.w. IU

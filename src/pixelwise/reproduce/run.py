@@ -29,21 +29,10 @@ from pixelwise.inference.proposals import generate_proposals
 from pixelwise.metrics import ConfusionMatrix, SizeBucketIU
 from pixelwise.models.ensemble import combine_scores
 from pixelwise.models.flops import count_parameters
-from pixelwise.reproduce.config import ReproduceConfig
+from pixelwise.reproduce.config import FCN_MODELS, ReproduceConfig
+from pixelwise.reproduce.report import claim_checks, write_report
 from pixelwise.reproduce.upper_bound import upper_bound_miou
 from pixelwise.runtime import resolve_device
-
-FCN_MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
-DISPLAY = {
-    "fcn32s": "FCN-32s",
-    "fcn16s": "FCN-16s",
-    "fcn8s": "FCN-8s",
-    "fcn8s_atonce": "FCN-8s at-once",
-    "deconvnet": "DeconvNet",
-    "edeconvnet_mean": "EDeconvNet (mean)",
-    "edeconvnet_product": "EDeconvNet (product)",
-}
-
 
 @dataclass
 class Scorer:
@@ -285,7 +274,6 @@ def reproduce(cfg: ReproduceConfig, *, log: Callable[[str], None] = print) -> di
     """Pretrain (or reuse) the backbone, train and evaluate everything once per seed, write the
     tables and figure into ``cfg.out``; return the results (the first seed's at the top level,
     every seed's metrics under ``by_seed``, the claim checks under ``claims``)."""
-    from pixelwise.reproduce.report import claim_checks, write_report
 
     if not cfg.seeds:
         raise PixelwiseError("reproduce needs at least one seed")
