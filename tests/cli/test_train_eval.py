@@ -129,7 +129,7 @@ def test_deconvnet_objects_stage_and_eval_modes(tmp_path, capsys):
 
 
 def test_eval_uncovered_choices_are_the_pipelines():
-    from pixelwise.cli.eval import UNCOVERED_CHOICES
+    from pixelwise.cli.options import UNCOVERED_CHOICES
     from pixelwise.inference.pipeline import UNCOVERED
 
     assert UNCOVERED_CHOICES == UNCOVERED

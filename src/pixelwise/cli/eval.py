@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from pixelwise.cli.options import parse_key_values
+from pixelwise.cli.options import add_box_rule_options, parse_key_values
 from pixelwise.errors import PixelwiseError
-from pixelwise.inference.boxes import MIN_BOX, TOP_K
-
-
-# the same names as pixelwise.inference.pipeline.UNCOVERED (tested), spelled out so that building the
-# parser does not import torch
-UNCOVERED_CHOICES = ("whole", "background", "fcn")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,15 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="whole images, or DeconvNet's proposal pipeline (DeconvNet/EDeconvNet)")
     p.add_argument("--proposals", default="selective-search",
                    help="proposal method for --mode proposals: selective-search, edge-boxes, sliding, gt")
-    p.add_argument("--uncovered", choices=UNCOVERED_CHOICES, default="whole",
-                   help="--mode proposals: pixels no box covers get a whole-image DeconvNet pass (default), "
-                   "background, or FCN-8s's scores (EDeconvNet)")
-    p.add_argument("--top-k", type=int, default=TOP_K, help=f"--mode proposals: keep the best K boxes per image ({TOP_K})")
-    p.add_argument("--min-box", type=float, default=MIN_BOX, metavar="PX",
-                   help=f"--mode proposals: drop boxes whose enlarged side is under PX (the paper's {MIN_BOX})")
-    p.add_argument("--min-box-frac", type=float, default=None, metavar="F",
-                   help="--mode proposals: the minimum is min(--min-box, F x the shorter image side), for small "
-                   "images (the demo and reproduce use 0.15)")
+    add_box_rule_options(p.add_argument_group("--mode proposals: DeconvNet's box rules"))
     p.add_argument("--edge-model", default=None, help="EdgeBoxes structured-edge model file (model.yml.gz)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+
 import yaml
 
 from pixelwise.errors import PixelwiseError
+from pixelwise.inference.boxes import MIN_BOX, TOP_K
+
+# the names of pixelwise.inference.pipeline.UNCOVERED (tested), spelled out so that building the
+# parser does not import torch
+UNCOVERED_CHOICES = ("whole", "background", "fcn")
 
 
 def parse_key_values(items: list[str], flag: str = "--data") -> dict:
@@ -17,3 +24,17 @@ def parse_key_values(items: list[str], flag: str = "--data") -> dict:
             raise PixelwiseError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} size=64")
         options[key.strip()] = yaml.safe_load(raw) if raw else ""
     return options
+
+
+def add_box_rule_options(group: argparse._ActionsContainer) -> None:
+    """Add DeconvNet's proposal rules shared by ``predict`` and ``eval``: ``--top-k``, ``--min-box``,
+    ``--min-box-frac`` and ``--uncovered``."""
+    group.add_argument("--top-k", type=int, default=TOP_K, help=f"keep the best K boxes ({TOP_K})")
+    group.add_argument("--min-box", type=float, default=MIN_BOX, metavar="PX",
+                       help=f"skip boxes with a side under PX pixels after enlarging (the paper's {MIN_BOX})")
+    group.add_argument("--min-box-frac", type=float, default=None, metavar="F",
+                       help="also scale the minimum with the image: min(--min-box, F x shorter side); for small "
+                            "images (the demo and reproduce use 0.15 at 96 px, where 112 px drops every box)")
+    group.add_argument("--uncovered", choices=UNCOVERED_CHOICES, default="whole",
+                       help="pixels no box covers: whole-image DeconvNet pass (default), background, or fcn "
+                            "(EDeconvNet)")

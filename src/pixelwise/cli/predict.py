@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixelwise.cli.options import add_box_rule_options
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_image, write_mask
 from pixelwise.data.palette import VOC_CLASSES, overlay, voc_palette
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.aggregate import AGGREGATIONS
-from pixelwise.inference.boxes import ENLARGE, MIN_BOX, TOP_K, read_box_file
+from pixelwise.inference.boxes import ENLARGE, read_box_file
 from pixelwise.inference.crf import crf_available
-from pixelwise.inference.pipeline import UNCOVERED, segment
+from pixelwise.inference.pipeline import segment
 from pixelwise.inference.predict import model_kind
 from pixelwise.inference.proposals import EDGE_MODEL_HINT
 from pixelwise.inference.sliding import WINDOWS
@@ -65,20 +66,13 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--boxes", default=None, metavar="FILE", help="JSON/CSV box file (implies --proposals file)")
     g.add_argument("--edge-model", default=None, metavar="PATH",
                    help="OpenCV structured-edge model model.yml.gz, needed by --proposals edge-boxes")
-    g.add_argument("--top-k", type=int, default=TOP_K, help=f"keep the best K boxes ({TOP_K})")
-    g.add_argument("--min-box", type=float, default=MIN_BOX, metavar="PX",
-                   help=f"skip boxes with a side under PX pixels after enlarging ({MIN_BOX})")
-    g.add_argument("--min-box-frac", type=float, default=None, metavar="F",
-                   help="also scale the minimum with the image: min(--min-box, F x shorter side); "
-                        "e.g. 0.25 for small images")
+    add_box_rule_options(g)
     g.add_argument("--enlarge", type=float, default=ENLARGE, help=f"scale each box side around its centre ({ENLARGE})")
     g.add_argument("--square", action="store_true", help="extend boxes to squares before enlarging")
     g.add_argument("--proposal-size", type=int, default=None, metavar="PX",
                    help="crop side fed to DeconvNet (default: the model's input size, 224 for the paper's)")
     g.add_argument("--batch", type=int, default=8, help="proposal crops per forward pass (8)")
     g.add_argument("--aggregate", choices=AGGREGATIONS, default="max", help="combine overlapping boxes (max)")
-    g.add_argument("--uncovered", choices=UNCOVERED, default="whole",
-                   help="pixels no box covers: whole-image DeconvNet pass (default), background, or fcn (EDeconvNet)")
     g.add_argument("--mode", choices=ENSEMBLE_MODES, default=None,
                    help="EDeconvNet combination (default: the checkpoint's)")
     g.add_argument("--crf", action="store_true", help="dense CRF post-processing (needs pixelwise[crf])")
