@@ -119,6 +119,9 @@ def test_deconvnet_objects_stage_and_eval_modes(tmp_path, capsys):
                      "--out", str(ev), "--no-progress"]) == 0
         results = json.loads((ev / "results.json").read_text())
         assert results["mode"] == mode and results["images"] == 2 and 0 <= results["mean_iu"] <= 1
+        if mode == "proposals":  # 32-px images: the paper's 112-px minimum drops every box, and eval says so
+            assert results["mean_boxes"] == 0
+            assert "no proposal survived the box rules" in capsys.readouterr().err
     ev = tmp_path / "ev-gt"
     assert main(["eval", "-c", str(out / "last.pt"), "--limit", "2", "--mode", "proposals", "--proposals", "gt",
                  "--uncovered", "background", "--top-k", "3", "--min-box-frac", "0.15", "--out", str(ev),
@@ -126,6 +129,7 @@ def test_deconvnet_objects_stage_and_eval_modes(tmp_path, capsys):
     results = json.loads((ev / "results.json").read_text())
     assert (results["proposals"], results["uncovered"]) == ("gt", "background")
     assert (results["top_k"], results["min_box_frac"]) == (3, 0.15)
+    assert results["mean_boxes"] > 0 and "no proposal survived" not in capsys.readouterr().err
 
 
 def test_eval_uncovered_choices_are_the_pipelines():

@@ -14,6 +14,7 @@ when the dataset has size maps, the confusion matrix, what was evaluated, timing
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from pixelwise.checkpoint import load_checkpoint, model_from_checkpoint
 from pixelwise.errors import PixelwiseError
+from pixelwise.inference.boxes import MIN_BOX
 from pixelwise.metrics import ConfusionMatrix, SizeBucketIU, format_size_table, format_table
 from pixelwise.train import data as tdata
 from pixelwise.train import distributed as dist_utils
@@ -64,7 +66,7 @@ def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, met
     """Evaluate with the DeconvNet proposal pipeline, image by image (pixels no box covers filled as
     ``uncovered`` says; ``box_options``: ``top_k``, ``min_box``, ``min_box_frac``; see
     :func:`pixelwise.inference.segment`); returns the same keys as
-    :func:`pixelwise.train.loop.evaluate`."""
+    :func:`pixelwise.train.loop.evaluate` plus ``mean_boxes`` (boxes used per image, this process)."""
     from pixelwise.inference import segment
 
     base = dataset.base
@@ -73,20 +75,31 @@ def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, met
     have_sizes = False
     start = time.perf_counter()
     indices = list(range(rank, len(base), world_size))
+    boxes_used = 0
     for i in tqdm(indices, desc="eval (proposals)", disable=not progress, leave=False):
         sample = base[i]
         opts = dict(options or {})
         if method.replace("-", "_") == "gt":
             opts["sample"] = sample
+        info: dict = {}
         probs = segment(model, sample["image"], proposals=method, proposal_options=opts, precision=precision,
-                        uncovered=uncovered, **(box_options or {}))
+                        uncovered=uncovered, info=info, **(box_options or {}))
+        boxes_used += int(info.get("boxes", 0))
         pred = torch.from_numpy(np.asarray(probs).argmax(0)).to(device)
         target = torch.from_numpy(np.asarray(sample["mask"]).astype(np.int64)).to(device)
         cm.update(pred, target)
         if "size_map" in sample:
             have_sizes = True
             buckets.update(pred, target, torch.from_numpy(sample["size_map"].astype(np.int64)).to(device))
-    return gather_results(cm, buckets, len(indices), have_sizes, start, device)
+    if indices and boxes_used == 0:
+        # the paper's 112-px minimum drops every box of a small image; say so instead of silently
+        # reporting the whole-image pass as the proposal pipeline
+        print(f"pixelwise eval: warning: no proposal survived the box rules on any image (--min-box "
+              f"{(box_options or {}).get('min_box', MIN_BOX):g} px); the scores come from the --uncovered fill alone. "
+              "For small images use --min-box-frac, e.g. 0.15", file=sys.stderr)
+    results = gather_results(cm, buckets, len(indices), have_sizes, start, device)
+    results["mean_boxes"] = boxes_used / max(1, len(indices))
+    return results
 
 
 def run_eval(
