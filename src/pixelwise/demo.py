@@ -52,10 +52,10 @@ class DemoSettings:
     val_images: int = 100
     width: float = 0.125
     min_channels: int = 16
-    pretrain_steps: int = 640
+    pretrain_steps: int = 512
     pretrain_scenes: int = 2000
     fcn_steps: tuple[int, int, int] = (400, 300, 300)  # FCN-32s, 16s, 8s
-    deconv_steps: tuple[int, int] = (500, 250)  # object crops, proposal crops
+    deconv_steps: tuple[int, int] = (450, 225)  # object crops, proposal crops
     batch: int = 16
     bn_batches: int = 20
     deep_supervision: float = 1.0
