@@ -32,7 +32,8 @@ from pixelwise.metrics import ConfusionMatrix
 from pixelwise.models.registry import create_model
 from pixelwise.train.deconvnet_sampling import ObjectCrop, ProposalCrop
 from pixelwise.train.loop import AuxOutputs, train_step
-from pixelwise.train.optim import param_groups
+from pixelwise.train.config import TrainConfig
+from pixelwise.train.optim import build_optimizer, build_scheduler
 
 CONVENTION = "torchvision_rgb"
 
@@ -140,19 +141,23 @@ def main() -> None:
     ds = args.deep_supervision > 0 and args.model == "deconvnet"
     model = fresh_model(args.model, num_classes, args.width, min_channels=args.min_channels,
                         input_size=args.input_size, deep_supervision=ds, backbone=backbone)
-    groups = param_groups(model, lr=args.lr, weight_decay=5e-4 if args.optimizer == "sgd" else 1e-4, bias_lr_mult=2.0,
-                          bias_decay=False, norm_decay=False)
-    optimizer = (torch.optim.SGD(groups, lr=args.lr, momentum=0.9) if args.optimizer == "sgd"
-                 else torch.optim.Adam(groups, lr=args.lr))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 20) * max(0.0, 1 - s / args.steps) ** 0.9)
+    # the demo recipe's optimiser and schedule (Adam with a lighter decay), built as `pixelwise train` builds them
+    recipe = TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=0.9,
+                         weight_decay=5e-4 if args.optimizer == "sgd" else 1e-4, bias_lr_mult=2.0, bias_decay=False,
+                         norm_decay=False, steps=args.steps, lr_policy="poly", poly_power=0.9, warmup_steps=20)
+    optimizer = build_optimizer(model, recipe)
+    schedule = build_scheduler(optimizer, recipe)
     module = AuxOutputs(model) if ds else model
     valid = val_y != 255
     background = float((val_y[valid] == 0).float().mean())
     print(f"{args.model} width {args.width}, {num_classes} classes, {args.input_size}-px {args.sampling} crops, batch "
           f"{args.batch}, {args.optimizer} lr {args.lr}, deep supervision {args.deep_supervision:g}, backbone "
           f"{backbone or 'none'}; background share of the validation crops {100 * background:.1f} %", flush=True)
+    if args.bn_modes:  # the same 64 training crops at every report
+        train_x, train_y = crop_batch(train_scenes, ObjectCrop(args.input_size), np.random.default_rng(7), 64,
+                                      args.binary)
     rng = np.random.default_rng(args.seed)
+    m = None
     for step in range(1, args.steps + 1):
         batch = crop_batch(train_scenes, sampler, rng, args.batch, args.binary)
         loss = train_step(module, optimizer, [batch], device=torch.device("cpu"), aux_weight=args.deep_supervision)
@@ -163,14 +168,13 @@ def main() -> None:
                     f"mean IU {100 * m['mean_iu']:5.1f} %")
             if args.bn_modes:  # the validation score with running statistics is m, computed above
                 line += f"  | val running-BN acc {100 * m['pixel_acc']:.1f}"
-                train_x, train_y = crop_batch(train_scenes, ObjectCrop(args.input_size), np.random.default_rng(7), 64,
-                                              args.binary)
                 for name, x, y, stats in (("val", val_x, val_y, True), ("train", train_x, train_y, False),
                                           ("train", train_x, train_y, True)):
                     s = score(model, x, y, num_classes, batch_stats=stats)
                     line += f"  | {name} {'batch' if stats else 'running'}-BN acc {100 * s['pixel_acc']:.1f}"
             print(f"{line}  ({time.perf_counter() - start:.0f} s)", flush=True)
-    m = score(model, val_x, val_y, num_classes)
+    if m is None or args.steps % args.every:  # else m is the last report's score of the final model
+        m = score(model, val_x, val_y, num_classes)
     per_class = " ".join(f"{100 * v:.1f}" for v in m["per_class_iu"])
     print(f"final per-class IU: {per_class}")
 

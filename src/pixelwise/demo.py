@@ -177,8 +177,8 @@ def _curves(out: Path, s: DemoSettings) -> None:
     offset = 0
     for name, steps in (("deconvnet_objects", s.deconv_steps[0]), ("deconvnet", s.deconv_steps[1])):
         label = "objects" if name == "deconvnet_objects" else "proposals"
-        runs[f"DeconvNet ({label}; + deep-supervision losses)"] = [{**r, "step": r.get("step", 0) + offset}
-                                        for r in read_log(out / name / "log.jsonl")]
+        runs[f"DeconvNet ({label}; + deep-supervision losses)"] = [
+            {**r, "step": r.get("step", 0) + offset} for r in read_log(out / name / "log.jsonl")]
         offset += steps
     plot_curves(runs, out / "curves.png", title="pixelwise demo: training curves (stages continue the step count)")
 

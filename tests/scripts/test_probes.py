@@ -29,7 +29,7 @@ def test_overfit_probe_reports_accuracy_per_step(model: str) -> None:
     assert all(0.0 <= a <= 100.0 for a in accuracies)
 
 
-def test_crop_probe_scores_held_out_crops(tmp_path) -> None:
+def test_crop_probe_scores_held_out_crops() -> None:
     out = run_script("crop_probe.py", "--model", "deconvnet", "--width", "0.03125", "--min-channels", "4",
                      "--input-size", "64", "--scene-size", "48", "--scenes", "8", "--val-crops", "4",
                      "--batch", "2", "--steps", "2", "--every", "1", "--threads", "1", "--binary", "--bn-modes",
@@ -43,7 +43,7 @@ def test_crop_probe_scores_held_out_crops(tmp_path) -> None:
     assert "final per-class IU" in out
 
 
-def test_crop_probe_starts_from_a_pretrained_backbone(tmp_path) -> None:
+def test_crop_probe_starts_from_a_pretrained_backbone() -> None:
     import os
 
     env_cache = os.environ.get("PIXELWISE_CACHE")

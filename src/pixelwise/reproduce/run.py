@@ -34,6 +34,7 @@ from pixelwise.reproduce.report import claim_checks, write_report
 from pixelwise.reproduce.upper_bound import upper_bound_miou
 from pixelwise.runtime import resolve_device
 
+
 @dataclass
 class Scorer:
     """Metrics, size buckets and time of one evaluated model (or model + CRF)."""
