@@ -51,7 +51,7 @@ AUTO_ENGINES_MANY: dict[str, str] = {"fcn": "onnxruntime", "deconvnet": "channel
 ORT_MIN_IMAGES = 50
 
 # metadata copied from the model onto the engine, so callers can use either interchangeably
-_META = ("num_classes", "input_convention", "class_names", "pixelwise_spec", "input_size")
+_META = ("num_classes", "input_convention", "class_names", "pixelwise_spec", "input_size", "proposal_pad")
 
 
 def model_family(model: nn.Module) -> str:

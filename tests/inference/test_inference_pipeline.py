@@ -68,6 +68,28 @@ def test_uncovered_pixels_whole_or_background(deconvnet, image):
     np.testing.assert_allclose(background[:, :, :56], filled[:, :, :56], atol=1e-6)
 
 
+def test_uncovered_zero_is_uniform_like_the_release(deconvnet, edeconvnet, image):
+    kw = dict(proposals=np.array([[0, 0, 56, 96]]), enlarge=1.0, min_box=0)
+    probs = segment(deconvnet, image, uncovered="zero", **kw)
+    np.testing.assert_allclose(probs[:, :, 56:], 1 / probs.shape[0], atol=1e-6)
+    covered = segment(deconvnet, image, uncovered="background", **kw)
+    np.testing.assert_allclose(probs[:, :, :56], covered[:, :, :56], atol=1e-6)
+    # the release's ensemble: max0 aggregation, product with FCN-8s -> 0 where no box is, uniform
+    ens = segment(edeconvnet, image, uncovered="zero", aggregate="max0", mode="product", **kw)
+    np.testing.assert_allclose(ens[:, :, 56:], 1 / ens.shape[0], atol=1e-6)
+
+
+def test_proposal_padding_follows_the_model_unless_told(deconvnet, image):
+    black = deconvnet
+    black.proposal_pad = "black"
+    kw = dict(proposals=np.array([[-30, -30, 70, 70]]), enlarge=1.0, min_box=0, uncovered="zero")
+    own = segment(black, image, **kw)
+    np.testing.assert_allclose(own, segment(black, image, pad="black", **kw), atol=1e-6)
+    assert not np.allclose(own, segment(black, image, pad="mean", **kw), atol=1e-4)
+    with pytest.raises(PixelwiseError, match="--pad"):
+        segment(black, image, pad="grey", **kw)
+
+
 def test_proposal_methods_and_small_image_minimum(deconvnet, image):
     info = {}
     segment(deconvnet, image, proposals="sliding", top_k=3, min_box_frac=0.3, info=info)

@@ -52,3 +52,20 @@ def test_invalid_size_is_a_clear_error_and_any_size_pads():
         model(torch.randn(1, 3, 100, 100))
     with torch.no_grad():
         assert model.forward_any_size(torch.randn(1, 3, 100, 230)).shape == (1, 3, 100, 230)
+
+
+def test_caffe_bn_and_proposal_pad_are_part_of_the_model():
+    import pixelwise
+    from pixelwise.errors import PixelwiseError
+
+    model = pixelwise.create_model("deconvnet", num_classes=3, width=0.03125, caffe_bn=True, proposal_pad="black")
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.eps == 1e-9 for m in bns)  # the authors' Caffe BN layer
+    assert all(torch.all(m.bias == 0.001) and torch.all(m.weight == 1) for m in bns)
+    assert model.proposal_pad == "black"
+    assert model.pixelwise_spec["caffe_bn"] is True and model.pixelwise_spec["proposal_pad"] == "black"
+    plain = pixelwise.create_model("deconvnet", num_classes=3, width=0.03125)
+    assert all(m.eps == 1e-5 for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert plain.proposal_pad == "mean"
+    with pytest.raises(PixelwiseError, match="proposal_pad"):
+        pixelwise.create_model("deconvnet", num_classes=3, width=0.03125, proposal_pad="grey")

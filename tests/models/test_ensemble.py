@@ -11,11 +11,14 @@ def test_mean_mode_averages_probabilities():
     torch.testing.assert_close(probs, (a.softmax(1) + b.softmax(1)) / 2)
 
 
-def test_product_mode_zeroes_negative_fcn_scores():
-    fcn = torch.tensor([1.0, -2.0, 3.0]).view(1, 3, 1, 1)
-    dec = torch.tensor([2.0, 5.0, -1.0]).view(1, 3, 1, 1)
+def test_product_mode_is_the_releases_formula():
+    # the release: max(0, max_i s_i) .* max(0, fcn); a class both members score negative must not
+    # come out positive (the old raw product gave (-2) x (-3) = 6 here and picked class 3)
+    fcn = torch.tensor([1.0, -2.0, 3.0, -3.0]).view(1, 4, 1, 1)
+    dec = torch.tensor([2.0, 5.0, -1.0, -2.0]).view(1, 4, 1, 1)
     out = combine_scores(fcn, dec, "product")
-    assert out.flatten().tolist() == [2.0, 0.0, -3.0]
+    assert out.flatten().tolist() == [2.0, 0.0, 0.0, 0.0]
+    assert out.argmax(1).item() == 0
 
 
 def test_unknown_mode():

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, dataset=args.dataset, data_root=args.data_root, data_options=parse_key_values(args.data),
             split=args.split, limit=args.limit, batch_size=args.batch_size, resize=args.resize, mode=args.mode,
             proposals=args.proposals, proposal_options=proposal_options, uncovered=args.uncovered,
-            box_options={"top_k": args.top_k, "min_box": args.min_box, "min_box_frac": args.min_box_frac},
+            box_options={"top_k": args.top_k, "min_box": args.min_box, "min_box_frac": args.min_box_frac,
+                         "aggregate": args.aggregate, "pad": args.pad},
             device=args.device, precision=args.precision, threads=args.threads, out=args.out, progress=not args.no_progress,
         )
         main = dist_utils.is_main()

@@ -9,9 +9,11 @@ import yaml
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.boxes import MIN_BOX, TOP_K
 
-# the names of pixelwise.inference.pipeline.UNCOVERED (tested), spelled out so that building the
-# parser does not import torch
-UNCOVERED_CHOICES = ("whole", "background", "fcn")
+# the names of pixelwise.inference.pipeline.UNCOVERED and pixelwise.inference.aggregate's
+# AGGREGATIONS / PAD_COLOURS (tested), spelled out so that building the parser does not import torch
+UNCOVERED_CHOICES = ("whole", "background", "fcn", "zero")
+AGGREGATION_CHOICES = ("max", "max0", "sum", "mean")
+PAD_CHOICES = ("mean", "black")
 
 
 def parse_key_values(items: list[str], flag: str = "--data") -> dict:
@@ -28,7 +30,7 @@ def parse_key_values(items: list[str], flag: str = "--data") -> dict:
 
 def add_box_rule_options(group: argparse._ActionsContainer) -> None:
     """Add DeconvNet's proposal rules shared by ``predict`` and ``eval``: ``--top-k``, ``--min-box``,
-    ``--min-box-frac`` and ``--uncovered``."""
+    ``--min-box-frac``, ``--uncovered``, ``--aggregate`` and ``--pad``."""
     group.add_argument("--top-k", type=int, default=TOP_K, help=f"keep the best K boxes ({TOP_K})")
     group.add_argument("--min-box", type=float, default=MIN_BOX, metavar="PX",
                        help=f"skip boxes with a side under PX pixels after enlarging (the paper's {MIN_BOX})")
@@ -36,5 +38,11 @@ def add_box_rule_options(group: argparse._ActionsContainer) -> None:
                        help="also scale the minimum with the image: min(--min-box, F x shorter side); for small "
                             "images (the demo and reproduce use 0.15 at 96 px, where 112 px drops every box)")
     group.add_argument("--uncovered", choices=UNCOVERED_CHOICES, default="whole",
-                       help="pixels no box covers: whole-image DeconvNet pass (default), background, or fcn "
-                            "(EDeconvNet)")
+                       help="pixels no box covers: whole-image DeconvNet pass (default), background, fcn "
+                            "(EDeconvNet), or zero (the release: score 0 for every class, the CRF decides)")
+    group.add_argument("--aggregate", choices=AGGREGATION_CHOICES, default="max",
+                       help="combine overlapping boxes: max (the paper), max0 (the release: max started from 0), "
+                            "sum, mean")
+    group.add_argument("--pad", choices=PAD_CHOICES, default=None,
+                       help="colour of proposal crops outside the image: mean or black (the release); default: "
+                            "the checkpoint's own (black for released weights and --recipe deconvnet)")

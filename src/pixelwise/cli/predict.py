@@ -22,7 +22,6 @@ from pixelwise.cli.options import add_box_rule_options
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_image, write_mask
 from pixelwise.data.palette import VOC_CLASSES, overlay, voc_palette
 from pixelwise.errors import PixelwiseError
-from pixelwise.inference.aggregate import AGGREGATIONS
 from pixelwise.inference.boxes import ENLARGE, read_box_file
 from pixelwise.inference.crf import crf_available
 from pixelwise.inference.pipeline import segment
@@ -72,9 +71,9 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--proposal-size", type=int, default=None, metavar="PX",
                    help="crop side fed to DeconvNet (default: the model's input size, 224 for the paper's)")
     g.add_argument("--batch", type=int, default=8, help="proposal crops per forward pass (8)")
-    g.add_argument("--aggregate", choices=AGGREGATIONS, default="max", help="combine overlapping boxes (max)")
     g.add_argument("--mode", choices=ENSEMBLE_MODES, default=None,
-                   help="EDeconvNet combination (default: the checkpoint's)")
+                   help="EDeconvNet combination: mean (the paper) or product (the release); default: the "
+                        "checkpoint's")
     g.add_argument("--crf", action="store_true", help="dense CRF post-processing (needs pixelwise[crf])")
 
 
@@ -136,6 +135,7 @@ def segment_kwargs(args: argparse.Namespace, model: nn.Module, *, image_name: st
         min_box_frac=args.min_box_frac,
         top_k=args.top_k,
         uncovered=args.uncovered,
+        pad=args.pad,
         mode=args.mode,
         crf=args.crf,
         precision=args.precision,

@@ -1,19 +1,21 @@
 """DeconvNet's instance-wise inference: run the network on proposal crops, aggregate in image space.
 
 Each box (integer ``[x0, y0, x1, y1)``, possibly reaching past the image) is cropped from the
-normalised image, with the part outside the image filled with zeros (the mean colour after
-normalisation; the release zero-padded the raw image, i.e. black), resized to ``size`` x ``size``
+normalised image, with the part outside the image filled with ``fill`` (default zeros = the mean
+colour after normalisation; the release zero-padded the raw image, i.e. black: pass the normalised
+black pixel, see :func:`pad_fill`), resized to ``size`` x ``size``
 (bilinear, antialiased when shrinking, like MATLAB's ``imresize`` in the release), run through the
 network in batches, and its ``(C, size, size)`` score map resized back to the box (bilinear). The
 in-image part of every map is aggregated pixel-wise:
 
-- ``max`` (the paper's default), ``sum``, or ``mean`` (sum divided by the number of covering boxes);
+- ``max`` (the paper's default): the maximum over the boxes covering the pixel;
+- ``max0`` (the release, ``generate_EDeconvNet_CRF_results.m``): the maximum started from an
+  all-zero map, i.e. ``max(0, max_i s_i)``: negative scores are clipped to 0;
+- ``sum``, or ``mean`` (sum divided by the number of covering boxes).
 
 The aggregated scores are returned with a coverage mask; pixels no box covers hold 0 and are left
 for the caller to fill (:func:`pixelwise.inference.pipeline.segment` fills them with a whole-image
-DeconvNet pass by default). The release started its max from an all-zero map, which silently
-clipped negative scores and gave uncovered pixels score 0 for every class; here the maximum is
-taken over the box scores only.
+DeconvNet pass by default; ``uncovered="zero"`` keeps the release's 0).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ import torch.nn.functional as F
 
 from pixelwise.errors import PixelwiseError
 
-AGGREGATIONS = ("max", "sum", "mean")
+AGGREGATIONS = ("max", "max0", "sum", "mean")
+PAD_COLOURS = ("mean", "black")
+"""What fills the part of a proposal crop outside the image: the mean colour (0 after
+normalisation) or black (raw 0, the release)."""
 
 
 def resize_maps(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -37,11 +42,26 @@ def resize_maps(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
 
 
-def crop_box(image: torch.Tensor, box) -> torch.Tensor:
-    """Return the ``(3, y1 - y0, x1 - x0)`` crop of a ``(3, H, W)`` image; outside the image = 0."""
+def pad_fill(pad: str, convention) -> torch.Tensor | None:
+    """Return the ``(3,)`` normalised value of the ``pad`` colour (``black``) under the input
+    ``convention``, or None for ``mean`` (zeros)."""
+    if pad not in PAD_COLOURS:
+        raise PixelwiseError(f"unknown proposal padding {pad!r}; valid: {', '.join(PAD_COLOURS)}")
+    if pad == "mean":
+        return None
+    from pixelwise.data.transforms import normalize_image
+
+    return normalize_image(np.zeros((1, 1, 3), np.uint8), convention)[:, 0, 0]
+
+
+def crop_box(image: torch.Tensor, box, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Return the ``(3, y1 - y0, x1 - x0)`` crop of a ``(3, H, W)`` image; outside the image =
+    ``fill`` (``(3,)`` per channel) or 0."""
     x0, y0, x1, y1 = (int(v) for v in box)
     height, width = image.shape[-2:]
     out = image.new_zeros(image.shape[0], y1 - y0, x1 - x0)
+    if fill is not None:
+        out += fill.to(out)[:, None, None]
     ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     if ix1 > ix0 and iy1 > iy0:
         out[:, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = image[:, iy0:iy1, ix0:ix1]
@@ -60,7 +80,7 @@ class ScoreAccumulator:
             raise PixelwiseError(f"unknown aggregation {mode!r}; valid: {', '.join(AGGREGATIONS)}")
         self.mode = mode
         self.height, self.width = height, width
-        fill = float("-inf") if mode == "max" else 0.0
+        fill = float("-inf") if mode == "max" else 0.0  # max0 starts from zeros like the release
         self.scores = torch.full((num_classes, height, width), fill, device=device)
         self.count = torch.zeros(height, width, device=device)
 
@@ -75,7 +95,7 @@ class ScoreAccumulator:
             return
         part = scores[:, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0].float()
         region = self.scores[:, iy0:iy1, ix0:ix1]
-        if self.mode == "max":
+        if self.mode in ("max", "max0"):
             torch.maximum(region, part, out=region)
         else:
             region += part
@@ -100,6 +120,7 @@ def deconvnet_on_boxes(
     batch: int = 8,
     mode: str = "max",
     num_classes: int | None = None,
+    fill: torch.Tensor | None = None,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run DeconvNet on every box and aggregate: returns ``(scores (C, H, W), coverage (H, W) bool)``.
@@ -107,7 +128,8 @@ def deconvnet_on_boxes(
     ``image_tensor`` is the normalised ``(3, H, W)`` image, ``boxes`` ``(K, 4)`` integer
     ``[x0, y0, x1, y1)`` (see :func:`pixelwise.inference.boxes.prepare_boxes`), ``size`` the side
     crops are resized to (224 in the paper; a multiple of 32, >= the model's ``input_size``), ``batch`` the
-    number of crops per forward pass, ``mode`` ``max`` / ``sum`` / ``mean``. ``model`` is a
+    number of crops per forward pass, ``mode`` one of :data:`AGGREGATIONS`, ``fill`` the ``(3,)``
+normalised colour outside the image (None: 0, the mean colour; see :func:`pad_fill`). ``model`` is a
     DeconvNet or any callable mapping ``(N, 3, size, size)`` to ``(N, C, size, size)`` scores.
     Uncovered pixels hold 0 in ``scores`` and False in ``coverage``.
     """
@@ -132,7 +154,7 @@ def deconvnet_on_boxes(
         bar = tqdm(total=len(boxes), desc="proposals", unit="box", leave=False, disable=None)
     for start in range(0, len(boxes), batch):
         chunk = boxes[start : start + batch]
-        crops = torch.stack([resize_maps(crop_box(image_tensor, b)[None], size, size)[0] for b in chunk])
+        crops = torch.stack([resize_maps(crop_box(image_tensor, b, fill)[None], size, size)[0] for b in chunk])
         out = model(crops)
         if acc is None:
             acc = ScoreAccumulator(out.shape[1], height, width, mode=mode, device=image_tensor.device)

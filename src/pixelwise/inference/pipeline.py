@@ -5,7 +5,8 @@
   (:mod:`pixelwise.inference.aggregate`); without proposals, one whole-image pass
   (``forward_any_size``).
 - EDeconvNet: the FCN-8s member as above, the DeconvNet member as above, combined by
-  :func:`pixelwise.models.ensemble.combine_scores` (``mean`` or ``product``).
+  :func:`pixelwise.models.ensemble.combine_scores` (``mean``, the paper, or ``product``, the
+  release).
 
 Then optional TTA (flip / scales, probabilities averaged) and dense CRF.
 
@@ -18,6 +19,11 @@ Pixels no proposal covers (``uncovered``):
 - ``background``: they are labelled background (class 0), for data where the proposals are
   trusted to cover every object.
 - ``fcn`` (EDeconvNet only): the ensemble output there is FCN-8s's alone.
+- ``zero``: DeconvNet's scores there are 0 for every class, as in the release (uniform after
+  softmax; with the release's ``product`` ensemble the ensemble is 0 too, and the CRF decides).
+
+Proposal crops reaching past the image are padded with the model's ``proposal_pad`` colour
+(``mean`` or ``black``, the release's) unless ``pad`` says otherwise.
 """
 
 from __future__ import annotations
@@ -30,15 +36,15 @@ import torch
 from torch import nn
 
 from pixelwise.errors import PixelwiseError
-from pixelwise.inference.aggregate import AGGREGATIONS, deconvnet_on_boxes
+from pixelwise.inference.aggregate import AGGREGATIONS, PAD_COLOURS, deconvnet_on_boxes, pad_fill
 from pixelwise.inference.boxes import ENLARGE, MIN_BOX, TOP_K, as_boxes, prepare_boxes
-from pixelwise.inference.predict import check_image, dense_logits, image_tensor, model_kind
+from pixelwise.inference.predict import check_image, dense_logits, image_tensor, input_convention, model_kind
 from pixelwise.inference.proposals import generate_proposals
 from pixelwise.inference.tta import augmented_probs
 from pixelwise.models.ensemble import ENSEMBLE_MODES, combine_scores
 from pixelwise.runtime import autocast
 
-UNCOVERED = ("whole", "background", "fcn")
+UNCOVERED = ("whole", "background", "fcn", "zero")
 BACKGROUND_MARGIN = 30.0
 """Score gap that makes a filled-in background pixel certain (softmax ~ 1 - 1e-13 per class)."""
 
@@ -48,6 +54,15 @@ def proposal_size(deconv: nn.Module) -> int:
     from pixelwise.models.deconvnet import PROPOSAL_SIZE
 
     return int(getattr(deconv, "input_size", None) or PROPOSAL_SIZE)
+
+
+def proposal_pad(deconv: nn.Module) -> str:
+    """Return the colour a DeconvNet (or a prepared one) wants its proposal crops padded with:
+    ``mean`` or ``black`` (its ``proposal_pad``; ``mean`` when it does not say)."""
+    pad = getattr(deconv, "proposal_pad", None)
+    if pad is None:
+        pad = (getattr(deconv, "pixelwise_spec", None) or {}).get("proposal_pad")
+    return pad or "mean"
 
 
 def _background_scores(num_classes: int, height: int, width: int, device) -> torch.Tensor:
@@ -65,13 +80,15 @@ def deconvnet_scores(
     batch: int = 8,
     aggregate: str = "max",
     uncovered: str = "whole",
+    pad: str | None = None,
     **dense_kw,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """DeconvNet's raw scores ``(C, H, W)`` for one normalised image ``x`` ``(3, H, W)``.
 
     With ``boxes`` (prepared, ``(K, 4)``), instance-wise inference aggregated by ``aggregate``;
     pixels no box covers are filled as ``uncovered`` says (``whole``: a whole-image pass;
-    ``background``; ``fcn``: left as they are, for the caller to fill). Without boxes, one
+    ``background``; ``zero`` and ``fcn``: left at 0, ``fcn`` for the caller to fill); crops are
+    padded with ``pad`` (None: the model's :func:`proposal_pad`). Without boxes, one
     whole-image pass. Returns the scores and the coverage mask ``(H, W)`` bool (None without boxes).
     ``dense_kw`` go to :func:`dense_logits` (tiling, precision). ``size``: the side proposals are
     resized to (None: the model's own ``input_size``, 224 for the paper's DeconvNet).
@@ -80,9 +97,13 @@ def deconvnet_scores(
     if boxes is None:
         return dense_logits(deconv, x[None], **dense_kw)[0], None
     precision, progress = dense_kw.get("precision", "fp32"), dense_kw.get("progress", False)
+    fill = pad_fill(pad or proposal_pad(deconv), input_convention(deconv))
+    if fill is not None:
+        fill = fill.to(x.device)
     with torch.inference_mode(), autocast(x.device, precision):
-        scores, cov = deconvnet_on_boxes(deconv, x, boxes, size=size, batch=batch, mode=aggregate, progress=progress)
-    if bool(cov.all()) or uncovered == "fcn":
+        scores, cov = deconvnet_on_boxes(deconv, x, boxes, size=size, batch=batch, mode=aggregate, fill=fill,
+                                         progress=progress)
+    if bool(cov.all()) or uncovered in ("fcn", "zero"):
         return scores, cov
     if uncovered == "whole":
         fill = dense_logits(deconv, x[None], **dense_kw)[0]
@@ -112,6 +133,7 @@ def segment(
     min_box_frac: float | None = None,
     top_k: int | None = TOP_K,
     uncovered: str = "whole",
+    pad: str | None = None,
     mode: str | None = None,
     crf: bool = False,
     crf_options: dict | None = None,
@@ -134,13 +156,17 @@ def segment(
             (``selective-search``, ``edge-boxes``, ``sliding``, ``file``, ``gt``; options in
             ``proposal_options``, e.g. ``{"model_path": ...}`` for EdgeBoxes); or boxes ``(K, 4)``
             / ``(K, 5)`` / ``(boxes, scores)`` in image pixels, x1/y1 exclusive.
-        aggregate: ``max`` (paper), ``sum`` or ``mean`` over the boxes covering a pixel.
+        aggregate: ``max`` (paper), ``max0`` (release: max started from 0), ``sum`` or ``mean``
+            over the boxes covering a pixel.
         size, batch: proposal crops are resized to ``size`` (None: the DeconvNet's ``input_size``,
             224 for the paper's) and run ``batch`` at a time.
         enlarge, square, min_box, min_box_frac, top_k: box handling, see
             :func:`pixelwise.inference.boxes.prepare_boxes`.
-        uncovered: ``whole``, ``background`` or ``fcn`` (see the module docstring).
-        mode: EDeconvNet combination, ``mean`` or ``product`` (default: the model's own).
+        uncovered: ``whole``, ``background``, ``fcn`` or ``zero`` (see the module docstring).
+        pad: colour of proposal crops outside the image, ``mean`` or ``black`` (None: the
+            DeconvNet's own ``proposal_pad``).
+        mode: EDeconvNet combination, ``mean`` (paper) or ``product`` (release; default: the
+            model's own).
         crf: dense CRF on the final probabilities (needs ``pixelwise[crf]``); ``crf_options``
             override :data:`pixelwise.inference.crf.CRF_DEFAULTS`.
         precision: ``fp32``, ``bf16`` or ``fp16`` (CUDA) for the forward passes.
@@ -156,6 +182,8 @@ def segment(
         raise PixelwiseError(f"unknown --uncovered {uncovered!r}; valid: {', '.join(UNCOVERED)}")
     if uncovered == "fcn" and kind != "ensemble":
         raise PixelwiseError("--uncovered fcn needs an EDeconvNet (an FCN-8s to fall back on); use whole or background")
+    if pad is not None and pad not in PAD_COLOURS:
+        raise PixelwiseError(f"unknown --pad {pad!r}; valid: {', '.join(PAD_COLOURS)}")
     if mode is not None and mode not in ENSEMBLE_MODES:
         raise PixelwiseError(f"unknown ensemble --mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
     if proposals is not None and kind in ("fcn", "generic"):
@@ -186,7 +214,7 @@ def segment(
 
     def deconv_scores(deconv: nn.Module, xv: torch.Tensor, bv: np.ndarray | None):
         scores, cov = deconvnet_scores(
-            deconv, xv, bv, size=size, batch=batch, aggregate=aggregate, uncovered=uncovered, **dense_kw
+            deconv, xv, bv, size=size, batch=batch, aggregate=aggregate, uncovered=uncovered, pad=pad, **dense_kw
         )
         if cov is not None:
             coverage_seen.append(float(cov.float().mean()))

@@ -21,6 +21,10 @@ DECODER_STAGES: tuple[tuple[int, tuple[int, ...]], ...] = (
 )
 PROPOSAL_SIZE = 224
 """The paper's proposal side: fc6's 7x7 kernel covers the whole 7x7 pool5 of a 224x224 input."""
+CAFFE_BN_EPS = 1e-9
+CAFFE_BN_SHIFT = 0.001
+"""The authors' Caffe fork's BN layer: variance epsilon 1e-9, shifts initialised to 0.001."""
+PROPOSAL_PADS = ("mean", "black")
 
 
 class DeconvNet(nn.Module):
@@ -40,13 +44,22 @@ class DeconvNet(nn.Module):
             deconv-fc6 and of the last layer of every unpooling stage but the finest, for
             :meth:`forward_aux` (training only; beyond the paper, see ``docs/reproduce.md``).
             :meth:`forward` ignores them.
+        caffe_bn: every BN layer as in the authors' Caffe fork: eps 1e-9 (torch: 1e-5) and shifts
+            initialised to 0.001 (``--recipe deconvnet``); False keeps torch's BN.
+        proposal_pad: the colour proposal crops are padded with outside the image, by default at
+            inference: ``mean`` (0 after normalisation) or ``black`` (raw 0, as the release padded
+            its proposals and stage-2 windows; set for released weights and models trained that way).
     """
 
     def __init__(self, *, num_classes: int = 21, width: float = 1.0, min_channels: int = MIN_CHANNELS,
-                 input_size: int = PROPOSAL_SIZE, deep_supervision: bool = False) -> None:
+                 input_size: int = PROPOSAL_SIZE, deep_supervision: bool = False, caffe_bn: bool = False,
+                 proposal_pad: str = "mean") -> None:
         super().__init__()
         if input_size % 32 or input_size < 32:
             raise PixelwiseError(f"DeconvNet input_size must be a multiple of 32 (paper: 224), got {input_size}")
+        if proposal_pad not in PROPOSAL_PADS:
+            raise PixelwiseError(f"DeconvNet proposal_pad must be one of {', '.join(PROPOSAL_PADS)}, got {proposal_pad!r}")
+        self.proposal_pad = proposal_pad
         self.num_classes = num_classes
         self.input_size = int(input_size)
         self.input_convention = CAFFE_BGR
@@ -77,6 +90,9 @@ class DeconvNet(nn.Module):
             self.aux_score = nn.ModuleDict(
                 {name: nn.Conv2d(getattr(self, name).out_channels, num_classes, 1) for name in self.aux_layers}
             )
+        self.caffe_bn = caffe_bn
+        if caffe_bn:
+            self._use_caffe_bn()
 
     @property
     def aux_layers(self) -> list[str]:
@@ -91,6 +107,12 @@ class DeconvNet(nn.Module):
         for m in decoder:
             nn.init.normal_(m.weight, std=0.01)
             nn.init.zeros_(m.bias)
+
+    def _use_caffe_bn(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = CAFFE_BN_EPS
+                nn.init.constant_(m.bias, CAFFE_BN_SHIFT)
 
     def _deconv_bn_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return F.relu(getattr(self, f"{name}_bn")(getattr(self, name)(x)), inplace=True)
@@ -149,5 +171,6 @@ class DeconvNet(nn.Module):
 
 def deconvnet(*, num_classes: int = 21, width: float = 1.0, **kwargs) -> DeconvNet:
     """Build the paper's DeconvNet (about 252M parameters at ``width=1``); ``kwargs`` go to
-    :class:`DeconvNet` (``min_channels``, ``input_size``, ``deep_supervision``)."""
+    :class:`DeconvNet` (``min_channels``, ``input_size``, ``deep_supervision``, ``caffe_bn``,
+    ``proposal_pad``)."""
     return DeconvNet(num_classes=num_classes, width=width, **kwargs)

@@ -15,14 +15,17 @@ ENSEMBLE_MODES = ("mean", "product")
 def combine_scores(fcn_logits: torch.Tensor, deconv_logits: torch.Tensor, mode: str = "mean") -> torch.Tensor:
     """Combine two ``(N, C, H, W)`` score maps into ensemble scores whose softmax is the ensemble.
 
-    ``mean`` (the paper): log of the average of the two softmax probabilities.
-    ``product`` (the released code): DeconvNet scores times FCN-8s scores with negatives zeroed.
+    ``mean`` (the paper, section 4.4): log of the average of the two softmax probabilities.
+    ``product`` (the release, ``generate_EDeconvNet_CRF_results.m``): ``max(0, deconv) *
+    max(0, fcn)``. The release's DeconvNet scores are already >= 0 (its max over proposals starts
+    from a zero map, aggregation ``max0``) and it zeroes FCN-8s's negatives; flooring both keeps the
+    product from flipping the sign of a class that both members score negative.
     """
     if mode == "mean":
         probs = (fcn_logits.softmax(1) + deconv_logits.softmax(1)) / 2
         return probs.clamp_min(1e-12).log()
     if mode == "product":
-        return deconv_logits * fcn_logits.clamp_min(0)
+        return deconv_logits.clamp_min(0) * fcn_logits.clamp_min(0)
     raise ValueError(f"unknown ensemble mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
 
 
