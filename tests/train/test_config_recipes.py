@@ -1,6 +1,7 @@
 """Config, YAML and recipe resolution: precedence, typing, per-model and per-stage values."""
 
 import pytest
+import torch
 
 from pixelwise.errors import PixelwiseError
 from pixelwise.train.config import TrainConfig, load_yaml, save_yaml
@@ -59,10 +60,15 @@ def test_deconvnet_recipe_two_stages_scaled():
     assert cfg.stages == ["deconvnet:objects", "deconvnet:proposals"]
     plans = stage_overrides({"recipe": "deconvnet", "model": "deconvnet", "schedule_scale": 0.01, "out": "o"}, cfg)
     s1, s2 = (resolve_config(p) for p in plans)
-    assert (s1.sampling, s1.steps, s1.lr_steps, s1.bn_recalib_batches) == ("objects", 200, [90], 0)
-    assert (s2.sampling, s2.steps, s2.lr_steps) == ("proposals", 400, [100])
-    assert s2.bn_recalib_batches == 200 and s2.init_from.endswith("deconvnet_objects/last.pt")
-    assert (s1.batch_size, s1.iter_size, s1.lr, s1.crop_size, s1.lr_policy) == (8, 8, 0.01, 224, "step")
+    assert (s1.sampling, s1.steps, s1.lr_stepsize, s1.bn_recalib_batches) == ("objects", 200, 90, 0)
+    assert (s2.sampling, s2.steps, s2.lr_stepsize) == ("proposals", 400, 100)
+    assert s2.bn_recalib_batches == 501 and s2.init_from.endswith("deconvnet_objects/last.pt")
+    assert (s1.batch_size, s1.iter_size, s1.lr, s1.crop_size, s1.lr_policy) == (8, 8, 0.01, 224, "periodic")
+    # the release's solver and scripts: Caffe SGD, BN decayed, fork BN, black crops, per-batch BN statistics
+    assert (s1.optimizer, s1.norm_decay, s1.caffe_bn, s1.crop_pad) == ("caffe_sgd", True, True, "black")
+    assert (s2.bn_statistics, s2.bn_recalib_batch_size) == ("batch_mean", 28)
+    full = resolve_config({"recipe": "deconvnet", "model": "deconvnet", "sampling": "proposals"})
+    assert (full.steps, full.lr_stepsize) == (40_000, 10_000)  # drops at 10k, 20k, 30k
     # an explicit sampling means one stage
     assert resolve_config({"recipe": "deconvnet", "model": "deconvnet", "sampling": "objects"}).stages == []
     # explicit steps are not scaled
@@ -82,3 +88,17 @@ def test_every_recipe_resolves_and_is_documented():
         model = "deconvnet" if name == "deconvnet" else "fcn8s"
         assert resolve_config({"recipe": name, "model": model}).recipe == name
         assert recipe.description
+
+
+def test_deconvnet_recipe_reaches_the_model_and_the_crops():
+    from pixelwise.train.data import train_transform
+    from pixelwise.train.trainer import build_model
+
+    cfg = resolve_config({"recipe": "deconvnet", "model": "deconvnet", "sampling": "proposals", "width": 0.03125})
+    model = build_model(cfg, 3)
+    assert model.caffe_bn and model.proposal_pad == "black"  # inference pads proposals as training did
+    assert all(m.eps == 1e-9 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert train_transform(cfg).pad == "black"
+    demo = resolve_config({"recipe": "demo", "model": "deconvnet", "sampling": "objects"})
+    assert (demo.optimizer, demo.crop_pad, demo.caffe_bn) == ("sgd", "mean", False)  # the demo is unchanged
+    assert build_model(demo, 3).proposal_pad == "mean"

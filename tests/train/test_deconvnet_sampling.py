@@ -144,3 +144,38 @@ def test_bn_recalibration_sets_population_statistics():
     torch.testing.assert_close(model.bn.running_var, expect_var, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.bn2.running_mean, x2.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-5)
     assert recalibrate_bn(nn.Conv2d(3, 3, 1), batches, 3) == 0  # no BN: nothing to do
+
+
+def test_batch_mean_estimator_is_the_releases():
+    # the release: mean of per-batch means; mean of per-batch biased variances x m/(m-1), m = N*H*W
+    model = TinyBN()
+    # batches with different means: the pooled variance includes the spread between batch means
+    batches = [torch.randn(4, 3, 8, 8) * 3 + 4 * k for k in range(5)]
+    recalibrate_bn(model, batches, num_batches=5, estimator="batch_mean")
+    with torch.no_grad():
+        feats = [model.conv(b) for b in batches]
+    m = 4 * 8 * 8
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in feats])
+    variances = torch.stack([f.var(dim=(0, 2, 3), unbiased=False) for f in feats])
+    torch.testing.assert_close(model.bn.running_mean, means.mean(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.bn.running_var, variances.mean(0) * m / (m - 1), rtol=1e-5, atol=1e-5)
+    pooled = torch.cat(feats).permute(1, 0, 2, 3).reshape(4, -1).var(dim=1, unbiased=True)
+    assert (pooled > model.bn.running_var + 1e-3).all()  # the two estimators differ here
+    with pytest.raises(ValueError, match="pooled, batch_mean"):
+        recalibrate_bn(model, batches, 2, estimator="median")
+
+
+def test_black_padding_of_crops_outside_the_image(scenes):
+    sample = scenes[0]
+    for pad, colour in (("mean", (123, 117, 104)), ("black", (0, 0, 0))):
+        # a tiny object box near the corner, enlarged: the square reaches past the image
+        crop = ObjectCrop(64, 64, enlarge=(3.0, 3.0), min_side=80, flip=False, pad=pad)
+        out = crop.crop_object({"image": sample["image"], "mask": sample["mask"],
+                                "boxes": np.array([[0, 0, 4, 4]], np.float32), "box_labels": np.array([1])},
+                               0, np.random.default_rng(0))
+        outside = out["mask"] == 255
+        assert outside.any()
+        far = ndimage.binary_erosion(outside, iterations=2)  # away from the resize's blend
+        assert np.abs(out["image"][far].astype(int) - np.array(colour)).max() <= 1
+    with pytest.raises(ValueError, match="mean, black"):
+        ObjectCrop(64, pad="grey")

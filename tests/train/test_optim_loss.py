@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import pixelwise
+from pixelwise.errors import PixelwiseError
 from pixelwise.train.config import TrainConfig
 from pixelwise.train.loop import segmentation_loss
 from pixelwise.train.optim import build_optimizer, build_scheduler, check_lr_loss, effective_step_size, param_groups
@@ -51,6 +52,56 @@ def test_step_and_poly_schedules():
     assert poly == pytest.approx([1, 0.75, 0.5, 0.25])
     warm = lrs(TrainConfig(lr=1.0, warmup_steps=4, steps=6), 6)
     assert warm == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
+
+
+def test_periodic_policy_is_caffes_step():
+    # Caffe "step": lr x gamma^(iter // stepsize); the release's stage 1 (stepsize 9k of 20k) drops at 9k and 18k
+    cfg = TrainConfig(lr=0.01, lr_policy="periodic", lr_stepsize=9000, lr_gamma=0.1, steps=20000)
+    from pixelwise.train.optim import lr_factor
+
+    factors = {step: lr_factor(step, cfg) for step in (0, 8999, 9000, 17999, 18000, 19999)}
+    assert factors == pytest.approx({0: 1, 8999: 1, 9000: 0.1, 17999: 0.1, 18000: 0.01, 19999: 0.01})
+    assert lrs(TrainConfig(lr=1.0, lr_policy="periodic", lr_stepsize=2, steps=6), 6) == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01])
+    with pytest.raises(PixelwiseError, match="lr_stepsize"):
+        TrainConfig.from_dict({"lr_policy": "periodic"})
+
+
+def test_one_accumulated_caffe_sgd_step_equals_caffes_arithmetic():
+    # Caffe SGDSolver with iter_size 2: diff = g1 + g2 (summed); diff += decay * w; h = lr/iter_size * diff
+    # + m * h; w -= h. Two steps, with an lr change between them, so the history term counts too.
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(2, 3, 1)
+    cfg = TrainConfig(optimizer="caffe_sgd", lr=0.1, momentum=0.9, weight_decay=0.01, iter_size=2, bias_lr_mult=2.0,
+                      bias_decay=False, lr_policy="periodic", lr_stepsize=1, lr_gamma=0.5, steps=2)
+    opt, sched = build_optimizer(model, cfg), None
+    sched = build_scheduler(opt, cfg)
+    w, b = model.weight.detach().clone(), model.bias.detach().clone()
+    hw, hb = torch.zeros_like(w), torch.zeros_like(b)
+    for step in range(2):
+        xs = [torch.randn(4, 2, 3, 3) for _ in range(2)]
+        grads_w, grads_b = torch.zeros_like(w), torch.zeros_like(b)
+        opt.zero_grad()
+        for x in xs:  # the training loop's accumulation: each pass's loss divided by iter_size
+            loss = model(x).square().mean()
+            (loss / cfg.iter_size).backward()
+            probe = torch.nn.Conv2d(2, 3, 1)
+            probe.load_state_dict({"weight": w, "bias": b})
+            probe(x).square().mean().backward()
+            grads_w += probe.weight.grad
+            grads_b += probe.bias.grad
+        rate = 0.1 * 0.5 ** step
+        hw = rate / 2 * (grads_w + 0.01 * w) + 0.9 * hw  # weights: lr mult 1, decay mult 1
+        hb = 2 * rate / 2 * grads_b + 0.9 * hb  # biases: lr mult 2, decay mult 0
+        w, b = w - hw, b - hb
+        opt.step()
+        sched.step()
+        torch.testing.assert_close(model.weight.detach(), w, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(model.bias.detach(), b, rtol=1e-6, atol=1e-7)
+    # torch's SGD differs: full decay, and the lr drop rescales the whole history
+    model2 = torch.nn.Conv2d(2, 3, 1)
+    assert build_optimizer(model2, cfg.replace(optimizer="sgd")).param_groups[0]["weight_decay"] == 0.01
+    assert opt.param_groups[0]["weight_decay"] == 0.005
 
 
 def test_effective_step_size_rule_matches_the_papers():

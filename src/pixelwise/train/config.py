@@ -23,9 +23,11 @@ import yaml
 from pixelwise.errors import PixelwiseError
 
 SAMPLINGS = ("whole", "objects", "proposals")
-LR_POLICIES = ("fixed", "step", "poly")
+LR_POLICIES = ("fixed", "step", "periodic", "poly")
 REDUCTIONS = ("mean", "sum")
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "caffe_sgd", "adam")
+BN_STATISTICS = ("pooled", "batch_mean")
+PAD_COLOURS = ("mean", "black")
 
 
 def _f(default: Any, help: str, *, choices: tuple | None = None, cli: bool = True) -> Any:
@@ -85,13 +87,15 @@ class TrainConfig:
                                    "with their ground-truth object")
     # -- optimisation ---------------------------------------------------------------------------
     recipe: str | None = _f(None, "named recipe: paper, heavy, deconvnet, demo (flags override it)")
-    optimizer: str = _f("sgd", "optimiser", choices=OPTIMIZERS)
+    optimizer: str = _f("sgd", "optimiser: sgd (torch), caffe_sgd (Caffe's arithmetic: lr inside the momentum "
+                        "history, weight decay / iter_size; the paper, heavy and deconvnet recipes) or adam",
+                        choices=OPTIMIZERS)
     lr: float = _f(1e-4, "base learning rate")
     momentum: float = _f(0.9, "SGD momentum (Adam: beta1)")
     weight_decay: float = _f(5e-4, "weight decay (L2) of the weights")
     bias_lr_mult: float = _f(2.0, "learning-rate multiplier of biases (Caffe FCN/DeconvNet: 2)")
     bias_decay: bool = _f(False, "apply weight decay to biases too (Caffe: no)")
-    norm_decay: bool = _f(False, "apply weight decay to batch-norm scales/shifts too")
+    norm_decay: bool = _f(False, "apply weight decay to batch-norm scales/shifts too (the DeconvNet release does)")
     loss_reduction: str = _f("mean", "'mean' over valid pixels (paper) or 'sum' over pixels per image "
                              "(heavy release)", choices=REDUCTIONS)
     ignore_index: int = _f(255, "label that is not scored")
@@ -99,8 +103,9 @@ class TrainConfig:
     iter_size: int = _f(1, "forward passes accumulated per optimiser step (Caffe iter_size)")
     steps: int = _f(1000, "optimiser steps (iterations)")
     lr_policy: str = _f("fixed", "learning-rate schedule", choices=LR_POLICIES)
-    lr_steps: list[int] = _f([], "step policy: steps at which the lr is multiplied by lr_gamma")
-    lr_gamma: float = _f(0.1, "step policy: lr factor at each lr step")
+    lr_steps: list[int] = _f([], "step policy: steps at which the lr is multiplied by lr_gamma (Caffe's multistep)")
+    lr_stepsize: int = _f(0, "periodic policy: multiply the lr by lr_gamma every N steps (Caffe's step)")
+    lr_gamma: float = _f(0.1, "step/periodic policy: lr factor at each lr step")
     poly_power: float = _f(0.9, "poly policy: lr x (1 - step/steps)^power")
     warmup_steps: int = _f(0, "linear lr warm-up steps")
     schedule_scale: float = _f(1.0, "multiply the recipe's steps, lr steps and warm-up by this (e.g. 0.01 "
@@ -109,6 +114,14 @@ class TrainConfig:
                            "previous one, e.g. fcn32s,fcn16s,fcn8s or deconvnet:objects,deconvnet:proposals")
     bn_recalib_batches: int = _f(0, "after training, recompute batch-norm population statistics over N "
                                  "training batches (DeconvNet)")
+    bn_recalib_batch_size: int | None = _f(None, "crops per batch for the BN statistics (default batch_size; the "
+                                           "release: 28)")
+    bn_statistics: str = _f("pooled", "BN population estimator: 'pooled' (mean and unbiased variance over every "
+                            "pixel of every batch) or 'batch_mean' (the release: mean of per-batch means and of "
+                            "per-batch biased variances x m/(m-1))", choices=BN_STATISTICS)
+    caffe_bn: bool = _f(False, "DeconvNet: the authors' Caffe BN layer (eps 1e-9, shifts initialised to 0.001)")
+    crop_pad: str = _f("mean", "DeconvNet crops: colour outside the image, mean or black (the release); also "
+                       "the trained model's default for proposals at inference", choices=PAD_COLOURS)
     # -- running --------------------------------------------------------------------------------
     out: str = _f("runs/train", "output folder (checkpoints, log, curves, config.yaml)")
     seed: int = _f(0, "random seed (model init, dropout, data order and augmentation)")
@@ -156,6 +169,10 @@ class TrainConfig:
             if choices and value not in choices:
                 raise PixelwiseError(f"{source}: {name}={value!r} is not one of {', '.join(choices)}")
         positive = ("batch_size", "iter_size", "eval_batch_size", "log_every")
+        if self.lr_policy == "periodic" and self.lr_stepsize < 1:
+            raise PixelwiseError(f"{source}: lr_policy=periodic needs lr_stepsize >= 1, got {self.lr_stepsize}")
+        if self.bn_recalib_batch_size is not None and self.bn_recalib_batch_size < 1:
+            raise PixelwiseError(f"{source}: bn_recalib_batch_size must be >= 1, got {self.bn_recalib_batch_size}")
         for name in positive:
             if getattr(self, name) < 1:
                 raise PixelwiseError(f"{source}: {name} must be >= 1, got {getattr(self, name)}")

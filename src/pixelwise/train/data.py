@@ -125,10 +125,10 @@ def train_transform(cfg: TrainConfig):
     """Return the paired transform of the config's sampling mode (None: whole images as they are)."""
     if cfg.sampling == "objects":
         return ObjectCrop(cfg.crop_size, cfg.object_resize, tuple(cfg.object_enlarge),
-                          min_side=cfg.object_min_side)
+                          min_side=cfg.object_min_side, pad=cfg.crop_pad)
     if cfg.sampling == "proposals":
         return ProposalCrop(cfg.crop_size, cfg.object_resize, tuple(cfg.object_enlarge),
-                            iou_range=tuple(cfg.proposal_iou), min_side=cfg.object_min_side)
+                            iou_range=tuple(cfg.proposal_iou), min_side=cfg.object_min_side, pad=cfg.crop_pad)
     steps = []
     if cfg.scale_range:
         steps.append(RandomScale(*cfg.scale_range))

@@ -7,7 +7,8 @@ makes every crop a pure function of ``(seed, epoch, index)``.
 Stage 1 (:class:`ObjectCrop`), after Noh et al. 2015, section 4.2: pick one ground-truth object
 of the image, enlarge its box by a factor drawn uniformly from ``enlarge`` (default 1.2-1.5x, the
 paper says only "enlarged"), make it square around the box centre (no aspect distortion), cut it
-out (parts outside the image are filled with the mean colour and the ignore label), resize it to
+out (parts outside the image are filled with the ignore label and, by default, the mean colour;
+``pad="black"`` fills raw zeros as the release's window data layer does), resize it to
 ``resize`` (250 for 224 crops), take a random ``crop_size`` window and mirror it with probability
 0.5. The label map is the same crop of the ground truth: other objects inside keep their labels.
 
@@ -80,15 +81,18 @@ def square_box(box: np.ndarray, factor: float, min_side: float) -> tuple[int, in
     return int(math.floor(cx - side / 2)), int(math.floor(cy - side / 2)), side
 
 
-def crop_square(sample: dict, x0: int, y0: int, side: int) -> dict:
+PAD_COLOURS = {"mean": CAFFE_MEAN_RGB, "black": (0, 0, 0)}
+
+
+def crop_square(sample: dict, x0: int, y0: int, side: int, pad: str = "mean") -> dict:
     """Return the ``side x side`` window at ``(x0, y0)`` of ``image``, ``mask`` and ``instances``;
-    parts outside the image are mean colour / ignore / no instance. Other keys are dropped except
-    ``name``."""
+    parts outside the image are the ``pad`` colour (``mean`` or ``black``) / ignore / no instance.
+    Other keys are dropped except ``name``."""
     h, w = sample["mask"].shape
     out = {"name": sample.get("name", "")}
     sx0, sy0 = max(0, x0), max(0, y0)
     sx1, sy1 = min(w, x0 + side), min(h, y0 + side)
-    fills = {"image": np.asarray(CAFFE_MEAN_RGB, np.uint8), "mask": IGNORE, "instances": 0}
+    fills = {"image": np.asarray(PAD_COLOURS[pad], np.uint8), "mask": IGNORE, "instances": 0}
     for key, fill in fills.items():
         if key not in sample:
             continue
@@ -150,6 +154,7 @@ class _CropSampler:
         *,
         min_side: float = 16.0,
         flip: bool = True,
+        pad: str = "mean",
     ) -> None:
         self.crop_size = int(crop_size)
         self.resize = int(resize or default_resize(crop_size))
@@ -158,6 +163,9 @@ class _CropSampler:
         self.enlarge = (float(enlarge[0]), float(enlarge[1]))
         self.min_side = float(min_side)
         self.flip = flip
+        if pad not in PAD_COLOURS:
+            raise ValueError(f"pad must be one of {', '.join(PAD_COLOURS)}, got {pad!r}")
+        self.pad = pad
 
     def region(self, box: np.ndarray, rng: np.random.Generator, image_hw: tuple[int, int]) -> np.ndarray:
         """Return the box the crop is centred on (the object box itself for stage 1)."""
@@ -185,7 +193,7 @@ class _CropSampler:
         src = dict(sample)
         if inst is not None:
             src["instances"] = inst
-        out = crop_square(src, x0, y0, side)
+        out = crop_square(src, x0, y0, side, self.pad)
         out = resize_sample(out, (self.resize, self.resize))
         top = int(rng.integers(0, self.resize - self.crop_size + 1))
         left = int(rng.integers(0, self.resize - self.crop_size + 1))

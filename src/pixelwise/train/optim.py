@@ -2,7 +2,15 @@
 
 Parameter groups follow the Caffe prototxts of both papers: weights get the base lr and weight
 decay; biases get ``bias_lr_mult`` x lr (2 in the papers) and no decay; batch-norm scales/shifts
-get the base lr and no decay. Frozen parameters (FCN's fixed bilinear upsampling) are left out.
+get the base lr, and weight decay only with ``norm_decay`` (the DeconvNet release decays them).
+Frozen parameters (FCN's fixed bilinear upsampling) are left out.
+
+``caffe_sgd`` is SGD with Caffe's arithmetic (the solvers of both releases): the weight decay is
+added to the gradient *summed* over ``iter_size`` before the division by ``iter_size``, so its
+effective value is ``weight_decay / iter_size``; and the learning rate goes into the momentum
+history (``h = lr * g + m * h; w -= h``), so an lr drop slows the step gradually, where torch's SGD
+(``b = g + m * b; w -= lr * b``) rescales the whole history at once. With a constant lr and
+``iter_size`` 1 the two are the same update.
 """
 
 from __future__ import annotations
@@ -54,12 +62,49 @@ def param_groups(
     return [g for g in groups if g["params"]]
 
 
+class CaffeSGD(torch.optim.Optimizer):
+    """SGD with momentum as Caffe's ``SGDSolver`` computes it, per parameter::
+
+        g = grad + weight_decay * w      (grad: the gradient averaged over the accumulated passes)
+        h = lr * g + momentum * h
+        w = w - h
+
+    :func:`build_optimizer` divides the decay by ``iter_size`` (see the module docstring).
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Apply one update to every parameter with a gradient; returns ``closure()`` if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.add(p, alpha=decay) if decay else p.grad
+                state = self.state[p]
+                if "history" not in state:
+                    state["history"] = torch.zeros_like(p)
+                history = state["history"]
+                history.mul_(momentum).add_(g, alpha=lr)
+                p.sub_(history)
+        return loss
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Return the SGD (or Adam) optimiser over :func:`param_groups` of ``model``."""
+    """Return the SGD, Caffe SGD or Adam optimiser over :func:`param_groups` of ``model``."""
+    # Caffe adds the decay to the gradient summed over iter_size, then divides the sum by iter_size
+    decay = cfg.weight_decay / cfg.iter_size if cfg.optimizer == "caffe_sgd" else cfg.weight_decay
     groups = param_groups(
         model,
         lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
+        weight_decay=decay,
         bias_lr_mult=cfg.bias_lr_mult,
         bias_decay=cfg.bias_decay,
         norm_decay=cfg.norm_decay,
@@ -67,6 +112,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     if cfg.optimizer == "adam":
         # Adam's weight decay is plain L2 here (like SGD's), decoupled decay would change the recipe
         return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+    if cfg.optimizer == "caffe_sgd":
+        return CaffeSGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
@@ -78,6 +125,8 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
         warm = 1.0
     if cfg.lr_policy == "step":
         return warm * cfg.lr_gamma ** sum(1 for s in cfg.lr_steps if step >= s)
+    if cfg.lr_policy == "periodic":  # Caffe's "step": x gamma every lr_stepsize steps
+        return warm * cfg.lr_gamma ** (step // cfg.lr_stepsize)
     if cfg.lr_policy == "poly":
         return warm * max(0.0, 1.0 - step / max(1, cfg.steps)) ** cfg.poly_power
     return warm

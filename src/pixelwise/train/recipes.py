@@ -1,15 +1,22 @@
 """Named training recipes and the resolution of a run's options into one :class:`TrainConfig`.
 
+All three paper recipes use ``caffe_sgd``, Caffe's own SGD arithmetic (see :mod:`pixelwise.train.optim`).
+
 - ``paper``: FCN, CVPR 2015. SGD, momentum 0.9, minibatch 20 images, lr 1e-4, weight decay 5e-4,
   biases lr x2 without decay, loss averaged over the valid pixels. Whole images differ in size, so
-  the 20 images are accumulated one at a time (``batch_size 1``, ``iter_size 20``), as Caffe does.
+  the 20 images are accumulated one at a time (``batch_size 1``, ``iter_size 20``), as Caffe does
+  (Caffe then applies the decay to the summed gradient: 5e-4 / 20 per averaged gradient).
 - ``heavy``: FCN, released solvers. Batch 1, momentum 0.99, weight decay 5e-4, *summed* loss, fixed
   lr 1e-10 (fcn32s), 1e-12 (fcn16s), 1e-14 (fcn8s), 1e-10 (fcn8s_atonce); 100k iterations (300k
   at once). In ``--stages`` runs each stage gets its own lr.
-- ``deconvnet``: DeconvNet, ICCV 2015. SGD, batch 64 = 8 x 8 accumulation, lr 0.01, momentum 0.9,
-  weight decay 5e-4, 224x224 crops. Stage 1 (``sampling=objects``): 20k iterations, lr x0.1 at 9k;
-  stage 2 (``sampling=proposals``): 40k iterations, lr x0.1 at 10k, then batch-norm population
-  statistics recomputed over 200 batches. Without ``--sampling`` the recipe runs both stages.
+- ``deconvnet``: DeconvNet, ICCV 2015, as the authors' solvers and scripts run it. SGD, batch 64
+  = 8 x 8 accumulation, lr 0.01, momentum 0.9, weight decay 5e-4 (Caffe: 5e-4 / 8 per averaged
+  gradient; BN scales and shifts decayed too), 224x224 crops padded with black outside the image,
+  the fork's BN (eps 1e-9, shift 0.001). Caffe's periodic ``step`` policy: stage 1
+  (``sampling=objects``) 20k iterations, lr x0.1 every 9k (drops at 9k and 18k); stage 2
+  (``sampling=proposals``) 40k iterations, x0.1 every 10k (10k, 20k, 30k); then batch-norm
+  population statistics over 501 batches of 28 crops, averaged per batch as the release's
+  ``BN_make_INFERENCE_script.py`` does. Without ``--sampling`` the recipe runs both stages.
 - ``demo``: the small CPU settings of ``pixelwise demo`` and ``pixelwise reproduce`` on the built-in
   world (not paper-exact): fine-tuning with SGD as the papers do, but at width 1/8, on 96-pixel
   proposals, with deep supervision for DeconvNet.
@@ -28,7 +35,7 @@ from pixelwise.train.config import TrainConfig
 HEAVY_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
 """The released solvers' fixed learning rates (summed loss, batch 1, momentum 0.99)."""
 
-SCHEDULE_KEYS = ("steps", "lr_steps", "warmup_steps")
+SCHEDULE_KEYS = ("steps", "lr_steps", "lr_stepsize", "warmup_steps")
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Recipe:
     per_sampling: dict = field(default_factory=dict)
 
 
-_CAFFE_SGD = dict(optimizer="sgd", weight_decay=5e-4, bias_lr_mult=2.0, bias_decay=False, norm_decay=False,
+_CAFFE_SGD = dict(optimizer="caffe_sgd", weight_decay=5e-4, bias_lr_mult=2.0, bias_decay=False, norm_decay=False,
                   lr_policy="fixed", ignore_index=255)
 
 RECIPES: dict[str, Recipe] = {
@@ -67,14 +74,16 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "deconvnet",
-            "DeconvNet ICCV 2015: batch 64 (8 x 8), lr 0.01, m0.9, wd 5e-4, 224 crops; stage 1 objects "
-            "20k (x0.1 at 9k), stage 2 proposals 40k (x0.1 at 10k), BN statistics recomputed",
+            "DeconvNet ICCV 2015 as released: Caffe SGD, batch 64 (8 x 8), lr 0.01, m0.9, wd 5e-4 (BN decayed), "
+            "224 black-padded crops; stage 1 objects 20k (x0.1 every 9k), stage 2 proposals 40k (x0.1 every 10k), "
+            "BN statistics over 501 x 28 crops (per-batch averages)",
             dict(_CAFFE_SGD, lr=0.01, momentum=0.9, loss_reduction="mean", batch_size=8, iter_size=8,
-                 crop_size=224, lr_policy="step", lr_gamma=0.1,
+                 crop_size=224, lr_policy="periodic", lr_stepsize=9_000, lr_gamma=0.1, norm_decay=True, caffe_bn=True,
+                 crop_pad="black", bn_statistics="batch_mean", bn_recalib_batch_size=28,
                  stages=["deconvnet:objects", "deconvnet:proposals"]),
             per_sampling={
-                "objects": dict(steps=20_000, lr_steps=[9_000], bn_recalib_batches=0),
-                "proposals": dict(steps=40_000, lr_steps=[10_000], bn_recalib_batches=200),
+                "objects": dict(steps=20_000, lr_stepsize=9_000, bn_recalib_batches=0),
+                "proposals": dict(steps=40_000, lr_stepsize=10_000, bn_recalib_batches=501),
             },
         ),
         Recipe(
@@ -82,7 +91,7 @@ RECIPES: dict[str, Recipe] = {
             "the built-in world on a 2-core CPU: fine-tuning a pretrained backbone (pixelwise pretrain) with SGD "
             "m0.9, lr 0.01, poly, 16 images per step, width 1/8, pad-free FCN without dropout, fc6 3x3 and "
             "96-px DeconvNet proposals with deep supervision (not paper-exact)",
-            dict(_CAFFE_SGD, lr=0.01, momentum=0.9, loss_reduction="mean", width=0.125, pad100=False, dropout=0.0,
+            dict(_CAFFE_SGD, optimizer="sgd", lr=0.01, momentum=0.9, loss_reduction="mean", width=0.125, pad100=False, dropout=0.0,
                  fc6_kernel=3, batch_size=16, iter_size=1, steps=600, lr_policy="poly", poly_power=0.9,
                  warmup_steps=20, hflip=True, cache_data=True, eval_batch_size=20, convention="torchvision_rgb",
                  channels_last=True),
@@ -152,6 +161,8 @@ def resolve_config(overrides: dict, *, source: str = "options") -> TrainConfig:
             values["steps"] = max(1, round(values["steps"] * scale))
         if "lr_steps" not in overrides:
             values["lr_steps"] = [max(1, round(s * scale)) for s in values["lr_steps"]]
+        if "lr_stepsize" not in overrides and values["lr_stepsize"]:
+            values["lr_stepsize"] = max(1, round(values["lr_stepsize"] * scale))
         if "warmup_steps" not in overrides:
             values["warmup_steps"] = round(values["warmup_steps"] * scale)
     values.update(overrides)

@@ -121,6 +121,10 @@ def model_kwargs(cfg: TrainConfig) -> dict:
             kwargs["input_size"] = cfg.input_size
         if cfg.deep_supervision:
             kwargs["deep_supervision"] = True
+        if cfg.caffe_bn:
+            kwargs["caffe_bn"] = True
+        if cfg.crop_pad != "mean":
+            kwargs["proposal_pad"] = cfg.crop_pad  # inference pads proposals as training padded crops
     elif cfg.deep_supervision:
         raise PixelwiseError(f"--deep-supervision is a DeconvNet option; {cfg.model} has no decoder stages to supervise")
     return kwargs
@@ -441,7 +445,7 @@ def _recalibrate(cfg: TrainConfig, model: nn.Module, train_ds, info, device) -> 
     an order of their own (so the data state of the run is untouched)."""
     sampler = tdata.ShardedSampler(len(train_ds), shuffle=True, seed=cfg.seed + 7919, rank=info.rank,
                                    world_size=info.world_size)
-    loader = tdata.train_loader(train_ds, cfg, sampler)
+    loader = tdata.train_loader(train_ds, cfg.replace(batch_size=cfg.bn_recalib_batch_size or cfg.batch_size), sampler)
 
     def batches():
         epoch = 0
@@ -451,7 +455,7 @@ def _recalibrate(cfg: TrainConfig, model: nn.Module, train_ds, info, device) -> 
             yield from loader
             epoch += 1
 
-    used = recalibrate_bn(model, batches(), cfg.bn_recalib_batches, device=device,
+    used = recalibrate_bn(model, batches(), cfg.bn_recalib_batches, device=device, estimator=cfg.bn_statistics,
                           progress=cfg.progress and info.is_main,
                           forward=getattr(model, "forward_any_size", None))
     if used:
