@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             probs = segment(model, r["image"], **kw)
             masks.append(probs.argmax(0).astype(np.uint8))
             if label in args.crf_for:
-                crf_masks.append(dense_crf(r["image"], probs, **CRF_DEFAULTS).argmax(0).astype(np.uint8))
+                crf_masks.append(dense_crf(r["image"], probs, **{**CRF_DEFAULTS, "preset": args.crf_preset})
+                                 .argmax(0).astype(np.uint8))
             bar.update(1)
         columns[label] = masks
         if label in args.crf_for:

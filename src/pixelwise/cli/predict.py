@@ -23,7 +23,7 @@ from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_image, write_m
 from pixelwise.data.palette import VOC_CLASSES, overlay, voc_palette
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.boxes import ENLARGE, read_box_file
-from pixelwise.inference.crf import crf_available
+from pixelwise.inference.crf import CRF_PRESETS, DEFAULT_CRF_PRESET, crf_available
 from pixelwise.inference.pipeline import segment
 from pixelwise.inference.predict import model_kind
 from pixelwise.inference.proposals import EDGE_MODEL_HINT
@@ -75,6 +75,10 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                    help="EDeconvNet combination: mean (the paper) or product (the release); default: the "
                         "checkpoint's")
     g.add_argument("--crf", action="store_true", help="dense CRF post-processing (needs pixelwise[crf])")
+    g.add_argument("--crf-preset", choices=tuple(CRF_PRESETS), default=DEFAULT_CRF_PRESET,
+                   help="how --crf drives pydensecrf: release (the authors' MATLAB wrapper: no kernel "
+                        "normalisation, uncapped -log p) or pydensecrf (its defaults: symmetric "
+                        f"normalisation, -log p capped at 18.4); default {DEFAULT_CRF_PRESET}")
 
 
 def check_inference_args(args: argparse.Namespace) -> None:
@@ -138,6 +142,7 @@ def segment_kwargs(args: argparse.Namespace, model: nn.Module, *, image_name: st
         pad=args.pad,
         mode=args.mode,
         crf=args.crf,
+        crf_options={"preset": args.crf_preset},
         precision=args.precision,
     )
 
@@ -343,6 +348,7 @@ def run(args: argparse.Namespace) -> int:
                 "coverage": info.get("coverage"),
                 "aggregate": args.aggregate if info.get("proposals") else None,
                 "crf": args.crf,
+                "crf_preset": args.crf_preset if args.crf else None,
                 "seconds": round(info.get("seconds", 0.0), 4),
             },
         }
