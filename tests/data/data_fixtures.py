@@ -73,6 +73,20 @@ def build_voc(base: Path, broken: bool = False) -> Path:
     return root
 
 
+def add_voc_ids(root: Path, ids: list[str]) -> None:
+    """Give a VOC2012 tree a small image, class mask and object map for each of ``ids`` (copies
+    of one scene's files, so that hundreds of ids cost little)."""
+    image, mask, objects = make_scene(99)
+    first = ids[0]
+    write_image(root / "JPEGImages" / f"{first}.jpg", image)
+    write_mask(root / "SegmentationClass" / f"{first}.png", mask)
+    write_mask(root / "SegmentationObject" / f"{first}.png", objects)
+    for sub, ext in (("JPEGImages", ".jpg"), ("SegmentationClass", ".png"), ("SegmentationObject", ".png")):
+        data = (root / sub / f"{first}{ext}").read_bytes()
+        for name in ids[1:]:
+            (root / sub / f"{name}{ext}").write_bytes(data)
+
+
 SBD_TRAIN = ["2007_000123", "2008_000002", "2011_000003"]
 SBD_VAL = ["2007_000200"]
 SBD_BROKEN = {"2009_000999": "truncated .mat", "2009_000998": "no GTcls struct"}

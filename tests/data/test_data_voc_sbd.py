@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+from importlib import resources
+from pathlib import Path
+
 import numpy as np
 import pytest
-from data_fixtures import SBD_TRAIN, VOC_TRAIN, make_scene
+from data_fixtures import SBD_TRAIN, VOC_TRAIN, add_voc_ids, build_voc, make_scene
 
 from pixelwise.data import (
     DATASETS,
@@ -13,7 +17,14 @@ from pixelwise.data import (
     VOCSegmentation,
     build_dataset,
 )
-from pixelwise.data.splits import SBDVOCTrain, sbd_voc_train_ids, seg11valid_ids, year_of
+from pixelwise.data.splits import (
+    SEG11VALID_SIZE,
+    SBDVOCTrain,
+    sbd_voc_train_ids,
+    seg11valid_ids,
+    seg11valid_list,
+    year_of,
+)
 from pixelwise.errors import DataError
 
 
@@ -84,37 +95,80 @@ def test_sbd_broken_mat(make_sbd):
         ds[ds.names.index("2009_000998")]
 
 
-def test_splits(make_voc, make_sbd):
-    voc, sbd = make_voc(), make_sbd()
+def test_shipped_seg11valid_list():
+    ids = seg11valid_list()
+    assert len(ids) == SEG11VALID_SIZE == 736 and len(set(ids)) == 736
+    assert all(2007 <= (year_of(i) or 0) <= 2011 for i in ids)
+    assert ids == sorted(ids) and ids[0] == "2007_000033" and ids[-1] == "2011_003271"
     assert year_of("2011_000003") == 2011 and year_of("img_1") is None
-    # VOC val = 2010_000001, 2011_000003 (in SBD train), 2012_000010 (2012): only the first stays
-    assert seg11valid_ids(voc, sbd) == ["2010_000001"]
+    # it is package data, read through importlib.resources
+    assert resources.files("pixelwise.data").joinpath("seg11valid.txt").is_file()
+    # without roots nothing is read; callers get a fresh list each time
+    assert seg11valid_ids() == ids
+    seg11valid_ids().clear()
+    assert len(seg11valid_ids()) == 736
+
+
+def test_seg11valid_list_ships_in_wheels():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
+    assert any(fnmatch("seg11valid.txt", pat) for pat in declared["pixelwise.data"])
+
+
+def test_seg11valid_is_the_shipped_list_not_the_year_rule(make_voc, make_sbd):
+    voc, sbd = make_voc(), make_sbd()
+    listed = seg11valid_list()
+    add_voc_ids(voc, listed)
+    # val.txt as in VOC2012: the listed ids plus others, all with a 2007-2011 prefix but one
+    extra = ["2010_000001", "2011_000003", "2012_000010"]
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(sorted(listed + extra)) + "\n")
+    # the old rule (val with year <= 2011, minus SBD train) kept 2010_000001 and dropped
+    # 2007_000123 (in this fixture's SBD train); the list is authoritative either way
+    ids = seg11valid_ids(voc, sbd)
+    assert ids == listed and seg11valid_ids(voc) == listed
+    assert "2010_000001" not in ids and "2007_000123" in ids
+
+    valid = build_dataset("voc", root=voc, split="seg11valid", sbd_root=sbd)
+    assert valid.names == listed and len(valid) == 736
+    _check_sample(valid[0])
+    assert build_dataset("voc", root=voc, split="seg11valid").names == listed  # no SBD needed any more
+
+
+def test_seg11valid_names_missing_ids(make_voc, tmp_path):
+    voc = make_voc()
+    listed = seg11valid_list()
+    add_voc_ids(voc, listed)
+    for name in ("2008_000073", "2011_003271"):
+        (voc / "SegmentationClass" / f"{name}.png").unlink()
+    with pytest.raises(DataError) as err:
+        seg11valid_ids(voc.parent)  # VOCdevkit is accepted as root too
+    msg = str(err.value)
+    assert "\n" not in msg and str(voc) in msg
+    assert "2 of the 736 seg11valid ids" in msg and "2008_000073, 2011_003271" in msg
+    with pytest.raises(DataError, match=r"736 of the 736 seg11valid ids .*2007_000033, 2007_000042"):
+        seg11valid_ids(build_voc(tmp_path / "bare"))  # the tiny fixture: no seg11valid image
+
+
+def test_sbd_voc_train(make_voc, make_sbd):
+    voc, sbd = make_voc(), make_sbd()
+    # SBD train = 2007_000123 (a seg11valid id: removed), 2008_000002 (also VOC train), 2011_000003
     items = sbd_voc_train_ids(voc, sbd)
-    assert [i for _, i in items] == [
-        "2007_000123",
-        "2008_000002",
-        "2011_000003",
-        "2007_000032",
-        "2009_000001",
-    ]
+    assert [i for _, i in items] == ["2008_000002", "2011_000003", "2007_000032", "2009_000001"]
+    assert not set(seg11valid_list()) & {i for _, i in items}
     assert dict((i, s) for s, i in items)["2008_000002"] == "voc"  # duplicate: VOC's annotation
     assert (
         dict((i, s) for s, i in sbd_voc_train_ids(voc, sbd, prefer="sbd"))["2008_000002"] == "sbd"
     )
 
     union = build_dataset("sbd_voc_train", root=voc, sbd_root=sbd)
-    assert isinstance(union, SBDVOCTrain) and len(union) == 5 and union.num_classes == 21
+    assert isinstance(union, SBDVOCTrain) and len(union) == 4 and union.num_classes == 21
     for ds in (union, union.voc, union.sbd, build_dataset("synthetic", length=1)):
         assert isinstance(ds, SegmentationSource)
-    assert len(set(union.names)) == 5
-    assert union.source(1) == "voc" and union.source(0) == "sbd"
-    _check_sample(union[1])
-    assert 255 in union[1]["mask"] and 255 not in union[0]["mask"]
-
-    valid = build_dataset("voc", root=voc, split="seg11valid", sbd_root=sbd)
-    assert valid.names == ["2010_000001"]
-    with pytest.raises(DataError, match="needs sbd_root"):
-        build_dataset("voc", root=voc, split="seg11valid")
+    assert len(set(union.names)) == 4
+    assert union.source(0) == "voc" and union.source(1) == "sbd"
+    _check_sample(union[0])
+    assert 255 in union[0]["mask"] and 255 not in union[1]["mask"]
 
 
 def test_build_dataset_errors():

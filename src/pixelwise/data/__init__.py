@@ -49,8 +49,8 @@ def build_dataset(
 
     - ``synthetic``: no root; kwargs ``size``, ``num_classes``, ``length``, ``seed``,
       ``ignore_border``; split train/val/test.
-    - ``voc``: root = VOC2012; split = a list in ImageSets/Segmentation or ``seg11valid``
-      (then ``sbd_root=`` is required); kwarg ``with_instances``.
+    - ``voc``: root = VOC2012; split = a list in ImageSets/Segmentation or ``seg11valid`` (FCN's
+      736-id list, shipped with pixelwise); kwarg ``with_instances``.
     - ``sbd``: root = SBD ``dataset``; split train/val; kwarg ``with_instances``.
     - ``sbd_voc_train``: root = VOC2012, ``sbd_root=`` required, ``prefer="voc"|"sbd"`` for ids in
       both; the split argument is ignored (the set is a training set).

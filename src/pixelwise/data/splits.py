@@ -1,22 +1,33 @@
-"""The FCN paper's splits, computed from the VOC2012 and SBD list files.
+"""The FCN paper's splits: ``seg11valid`` (shipped with pixelwise) and the SBD + VOC training union.
 
-- ``seg11valid``: VOC2012 ``val`` ids from 2011 or earlier (the ``YYYY_`` prefix is at most 2011,
-  i.e. the VOC2011 val images) minus every id in SBD ``train``. FCN validates on this set; on the
-  real data it is documented as 736 images (this number comes from the FCN paper and code, it is
-  not measured by pixelwise's tests).
-- ``sbd_voc_train``: SBD ``train`` union VOC2012 ``train``, duplicates removed, minus anything in
+- ``seg11valid``: FCN's validation set, the 736 ids of the ``seg11valid.txt`` list released with
+  FCN (``data/pascal/seg11valid.txt`` in the FCN code). pixelwise ships a byte-identical copy as
+  package data (``pixelwise/data/seg11valid.txt``) and uses it as is, in its order (sorted). FCN
+  describes the set as VOC2011 val images not in SBD train; that cannot be recomputed from the
+  VOC2012 lists alone (it needs VOC2011's own val list): every VOC2012 ``val`` id has a 2007-2011
+  prefix (VOC2012 annotated more images, none with a 2012 prefix), so "VOC2012 val from 2011 or
+  earlier minus SBD train" gives far more than 736 ids. Given a VOC2012 root,
+  :func:`seg11valid_ids` checks that every listed id has its ``SegmentationClass/<id>.png`` there.
+- ``sbd_voc_train``: SBD ``train`` union VOC2012 ``train``, duplicates removed, minus every id in
   ``seg11valid``. For an id in both, VOC's own annotation is used by default (it marks object
   boundaries as 255 = ignore); ``prefer="sbd"`` takes SBD's.
 """
 
 from __future__ import annotations
 
+import functools
+from importlib import resources
 from pathlib import Path
 
-from pixelwise.data.base import dedupe
+from pixelwise.data.base import dedupe, format_ids
 from pixelwise.data.sbd import SBDSegmentation, sbd_split_ids
-from pixelwise.data.voc import VOCSegmentation, voc_split_ids
+from pixelwise.data.voc import VOCSegmentation, resolve_voc_root, voc_split_ids
 from pixelwise.errors import DataError
+
+SEG11VALID_FILE = "seg11valid.txt"
+"""Name of the shipped list, a data file of the :mod:`pixelwise.data` package."""
+SEG11VALID_SIZE = 736
+"""Number of ids in FCN's ``seg11valid`` list."""
 
 
 def year_of(image_id: str) -> int | None:
@@ -25,15 +36,49 @@ def year_of(image_id: str) -> int | None:
     return int(head) if len(head) == 4 and head.isdigit() else None
 
 
-def seg11valid_ids(voc_root: str | Path, sbd_root: str | Path) -> list[str]:
-    """Return FCN's ``seg11valid`` ids (VOC2012 val order): VOC2011 val minus SBD train."""
-    sbd_train = set(sbd_split_ids(sbd_root, "train"))
-    out = []
-    for name in voc_split_ids(voc_root, "val"):
-        year = year_of(name)
-        if year is not None and year <= 2011 and name not in sbd_train:
-            out.append(name)
-    return dedupe(out)
+@functools.lru_cache(maxsize=1)
+def _shipped_seg11valid() -> tuple[str, ...]:
+    try:
+        text = resources.files("pixelwise.data").joinpath(SEG11VALID_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a broken install: the data file did not ship
+        raise DataError(
+            f"pixelwise/data/{SEG11VALID_FILE}: the shipped seg11valid list is missing or unreadable "
+            f"({exc}); reinstall pixelwise"
+        ) from None
+    ids = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            ids.append(line.split()[0])
+    return tuple(ids)
+
+
+def seg11valid_list() -> list[str]:
+    """Return FCN's ``seg11valid`` ids as shipped (736 ids, the list's order); reads no dataset."""
+    return list(_shipped_seg11valid())
+
+
+def seg11valid_ids(voc_root: str | Path | None = None, sbd_root: str | Path | None = None) -> list[str]:
+    """Return FCN's ``seg11valid`` ids (the shipped list, in its order), checked against ``voc_root``.
+
+    With ``voc_root`` (a VOC2012 directory, or a directory above it), every listed id must have
+    ``SegmentationClass/<id>.png`` there, else a one-line :class:`DataError` names the root and
+    some missing ids. ``sbd_root`` is not needed any more (the list is not recomputed from SBD);
+    it is accepted, and not read, so that older calls keep working.
+    """
+    del sbd_root  # kept in the signature for older callers; the shipped list needs no SBD
+    ids = seg11valid_list()
+    if voc_root is not None:
+        root = resolve_voc_root(voc_root)
+        mask_dir = root / "SegmentationClass"
+        missing = [i for i in ids if not (mask_dir / f"{i}.png").is_file()]
+        if missing:
+            raise DataError(
+                f"{root}: {len(missing)} of the {len(ids)} seg11valid ids have no "
+                f"SegmentationClass/<id>.png: {format_ids(missing)}; seg11valid needs the full "
+                "VOC2012 trainval segmentation release (VOCtrainval_11-May-2012)"
+            )
+    return ids
 
 
 def sbd_voc_train_ids(
@@ -42,11 +87,12 @@ def sbd_voc_train_ids(
     """Return ``[(source, id), ...]`` of the training union; ``source`` is ``"voc"`` or ``"sbd"``.
 
     Order: SBD train ids first, then VOC train ids not in SBD train. An id in both comes from
-    ``prefer``. Ids in ``seg11valid`` are removed.
+    ``prefer``. Ids in the shipped ``seg11valid`` list are removed (the VOC tree need not hold
+    them: nothing of seg11valid is read here).
     """
     if prefer not in ("voc", "sbd"):
         raise DataError(f"prefer must be 'voc' or 'sbd', got {prefer!r}")
-    valid = set(seg11valid_ids(voc_root, sbd_root))
+    valid = set(seg11valid_list())
     sbd_ids = [i for i in dedupe(sbd_split_ids(sbd_root, "train")) if i not in valid]
     voc_ids = [i for i in dedupe(voc_split_ids(voc_root, "train")) if i not in valid]
     voc_set = set(voc_ids)

@@ -44,7 +44,7 @@ def voc_split_ids(root: str | Path, split: str) -> list[str]:
     path = list_dir / f"{split}.txt"
     if not path.is_file():
         avail = sorted(p.stem for p in list_dir.glob("*.txt")) if list_dir.is_dir() else []
-        extra = "seg11valid (needs sbd_root)"
+        extra = "seg11valid (FCN's list, shipped with pixelwise)"
         raise DataError(
             f"{path}: VOC split list not found; available: {', '.join(avail + [extra]) or extra}"
         )
@@ -55,7 +55,8 @@ class VOCSegmentation:
     """PASCAL VOC 2012 segmentation samples (raw numpy; see :mod:`pixelwise.data` for the keys).
 
     ``split`` names a list in ``ImageSets/Segmentation`` or is ``"seg11valid"`` (FCN's validation
-    set; needs ``sbd_root``). ``ids`` overrides the split. ``with_instances``: None = when
+    set: the 736 ids of the list FCN released, shipped as package data). ``ids`` overrides the split.
+    ``sbd_root`` is accepted for older calls and not needed. ``with_instances``: None = when
     SegmentationObject/ exists, True = required, False = never.
     """
 
@@ -82,12 +83,7 @@ class VOCSegmentation:
             if split == "seg11valid":
                 from pixelwise.data.splits import seg11valid_ids
 
-                if sbd_root is None:
-                    raise DataError(
-                        "VOC split 'seg11valid' needs sbd_root= (the SBD benchmark_RELEASE/dataset "
-                        "directory): it is VOC2011 val minus SBD train"
-                    )
-                ids = seg11valid_ids(self.root, sbd_root)
+                ids = seg11valid_ids(self.root)
             else:
                 ids = voc_split_ids(self.root, split)
         self.names: list[str] = list(ids)
