@@ -199,7 +199,13 @@ def segment(
     if proposals is not None:
         if isinstance(proposals, str):
             method = proposals
-            raw = generate_proposals(image, proposals, **(proposal_options or {}))
+            options = dict(proposal_options or {})
+            if proposals.replace("-", "_").lower() == "edge_boxes":
+                # EdgeBoxes asks for more candidates until top_k boxes pass the same box rules
+                for key, value in (("want", top_k), ("min_box", min_box), ("min_box_frac", min_box_frac),
+                                   ("enlarge", enlarge), ("square", square)):
+                    options.setdefault(key, value)
+            raw = generate_proposals(image, proposals, **options)
         elif isinstance(proposals, tuple):
             method = "given"
             raw = as_boxes(*proposals)

@@ -9,7 +9,10 @@ Every generator takes an ``(H, W, 3)`` uint8 RGB image and returns ``(boxes (K, 
   becomes the score.
 - ``edge_boxes``: EdgeBoxes (the paper's generator): OpenCV's structured edge detector + EdgeBoxes.
   Needs the structured-edge model file ``model.yml.gz`` from the opencv_extra repository
-  (``testdata/cv/ximgproc/model.yml.gz``), passed as ``model_path`` / ``--edge-model``.
+  (``testdata/cv/ximgproc/model.yml.gz``), passed as ``model_path`` / ``--edge-model``. It asks
+  OpenCV for 1000 candidates, and for 4x more (up to 10000) while fewer than 50 of them would pass
+  DeconvNet's 112 px size rule, so that the top 50 after that rule exist wherever the image has
+  them (:func:`edge_boxes`).
 - ``sliding``: multi-scale square boxes on a regular grid, no dependency.
 - ``file``: boxes read from a JSON/CSV box file (:mod:`pixelwise.inference.boxes`).
 - ``gt``: a dataset sample's ground-truth boxes (for analysis: how good could proposals be?).
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.errors import PixelwiseError
-from pixelwise.inference.boxes import as_boxes, lookup_boxes, read_box_file
+from pixelwise.inference.boxes import ENLARGE, MIN_BOX, TOP_K, as_boxes, lookup_boxes, prepare_boxes, read_box_file
 
 METHODS = ("selective_search", "edge_boxes", "sliding", "file", "gt")
 EDGE_MODEL_HINT = (
@@ -123,22 +126,71 @@ def selective_search(
     return _finish(boxes, _rank_scores(len(boxes)), height, width)
 
 
+EDGE_BOXES_FIRST = 1000
+"""Candidates asked of OpenCV's EdgeBoxes in the first pass (see :func:`edge_boxes`)."""
+EDGE_BOXES_GROWTH = 4
+"""Each further EdgeBoxes pass asks for this many times the previous pass's count."""
+EDGE_BOXES_LIMIT = 10000
+"""The most candidates asked of EdgeBoxes (the ``maxBoxes`` default of Dollar's EdgeBoxes code)."""
+
+
+def _count_kept(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    height: int,
+    width: int,
+    *,
+    enlarge: float,
+    square: bool,
+    min_box: float,
+    min_box_frac: float | None,
+) -> int:
+    """How many of ``boxes`` survive :func:`~pixelwise.inference.boxes.prepare_boxes`' size rule."""
+    kept, _ = prepare_boxes(
+        boxes, scores, image_hw=(height, width), enlarge=enlarge, square=square,
+        min_box=min_box, min_box_frac=min_box_frac, top_k=None,
+    )
+    return len(kept)
+
+
 def edge_boxes(
     image: np.ndarray,
     *,
     model_path: str | os.PathLike | None,
-    max_boxes: int = 100,
+    max_boxes: int = EDGE_BOXES_FIRST,
     alpha: float = 0.65,
     beta: float = 0.75,
+    want: int | None = TOP_K,
+    min_box: float = MIN_BOX,
+    min_box_frac: float | None = None,
+    enlarge: float = ENLARGE,
+    square: bool = False,
+    limit: int = EDGE_BOXES_LIMIT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """EdgeBoxes proposals (the paper's): ``(boxes (K, 4) float32, scores (K,) float32)``, best first.
 
     ``model_path`` is OpenCV's structured-edge model ``model.yml.gz`` (see the module docstring);
     ``alpha``/``beta`` are EdgeBoxes' step size and NMS threshold (OpenCV defaults 0.65/0.75).
+
+    DeconvNet skips boxes with a side under 112 px (after enlarging) and then keeps the best 50
+    (:func:`~pixelwise.inference.boxes.prepare_boxes`), and EdgeBoxes ranks many small boxes
+    first, so the candidate count matters. The first pass asks OpenCV for ``max_boxes`` (1000)
+    candidates. If fewer than ``want`` (50) of them pass the size rule given by ``min_box``,
+    ``min_box_frac``, ``enlarge`` and ``square`` (the same arguments as ``prepare_boxes``; pass
+    the pipeline's values when they differ from the defaults), EdgeBoxes runs again on the same
+    edge map asking for 4 times as many, until enough pass, OpenCV returns fewer than asked (the
+    image has no more candidates) or ``limit`` (10000) is reached. No pass is repeated when even
+    a box covering the whole image would be too small. OpenCV's NMS is greedy in score order, so a
+    larger request returns the smaller one's boxes first, unchanged. All candidates of the last
+    pass are returned (unfiltered); ``want=None`` makes a single pass of ``max_boxes``.
     """
     image = _check_image(image)
     if model_path is None:
         raise PixelwiseError(f"EdgeBoxes needs the structured-edge model file: {EDGE_MODEL_HINT}")
+    if max_boxes < 1 or limit < 1:
+        raise PixelwiseError(f"EdgeBoxes needs max_boxes >= 1 and limit >= 1, got {max_boxes} and {limit}")
+    if want is not None and want < 0:
+        raise PixelwiseError(f"EdgeBoxes want must be >= 0 (or None), got {want}")
     path = Path(model_path)
     if not path.is_file():
         raise PixelwiseError(f"{path}: structured-edge model not found; {EDGE_MODEL_HINT}")
@@ -151,16 +203,32 @@ def edge_boxes(
     edges = detector.detectEdges(image.astype(np.float32) / 255.0)  # expects RGB in 0..1
     orientation = detector.computeOrientation(edges)
     edges = detector.edgesNms(edges, orientation)
-    eb = cv2.ximgproc.createEdgeBoxes()
-    eb.setMaxBoxes(int(max_boxes))
-    eb.setAlpha(float(alpha))
-    eb.setBeta(float(beta))
-    out = eb.getBoundingBoxes(edges, orientation)
-    rects, scores = (out if isinstance(out, tuple) else (out, None))
-    rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
-    scores = _rank_scores(len(rects)) if scores is None or len(scores) == 0 else np.asarray(scores, np.float32).reshape(-1)
-    boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1)
-    return _finish(boxes, scores, height, width)
+    size_rule = dict(enlarge=enlarge, square=square, min_box=min_box, min_box_frac=min_box_frac)
+    whole = np.array([[0, 0, width, height]], np.float32)
+    can_pass = _count_kept(whole, np.ones(1, np.float32), height, width, **size_rule) > 0
+
+    def run(count: int) -> tuple[np.ndarray, np.ndarray, int]:
+        eb = cv2.ximgproc.createEdgeBoxes()
+        eb.setMaxBoxes(int(count))
+        eb.setAlpha(float(alpha))
+        eb.setBeta(float(beta))
+        out = eb.getBoundingBoxes(edges, orientation)
+        rects, scores = (out if isinstance(out, tuple) else (out, None))
+        rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
+        if scores is None or len(scores) == 0:
+            scores = _rank_scores(len(rects))
+        scores = np.asarray(scores, np.float32).reshape(-1)
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1)
+        return (*_finish(boxes, scores, height, width), len(rects))
+
+    count = min(int(max_boxes), int(limit))
+    while True:
+        boxes, scores, returned = run(count)
+        if want is None or not can_pass or returned < count or count >= limit:
+            return boxes, scores
+        if _count_kept(boxes, scores, height, width, **size_rule) >= want:
+            return boxes, scores
+        count = min(count * EDGE_BOXES_GROWTH, int(limit))
 
 
 def sliding_boxes(
@@ -212,8 +280,9 @@ def generate_proposals(image: np.ndarray, method: str, **kw) -> tuple[np.ndarray
 
     ``method`` is one of :data:`METHODS` (``-`` and ``_`` are interchangeable). Keyword arguments
     go to the generator: ``selective_search(mode, max_side, max_boxes)``, ``edge_boxes(model_path,
-    max_boxes, alpha, beta)``, ``sliding(fractions, step)``, ``file(path, name)`` (``path`` a box
-    file, ``name`` the image's file name), ``gt(sample)`` (a dataset sample with ``boxes``).
+    max_boxes, alpha, beta, want, min_box, min_box_frac, enlarge, square, limit)``,
+    ``sliding(fractions, step)``, ``file(path, name)`` (``path`` a box file, ``name`` the image's
+    file name), ``gt(sample)`` (a dataset sample with ``boxes``).
     """
     key = method.replace("-", "_").lower()
     if key == "selective_search":
