@@ -30,6 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bn-mode", choices=("auto", "folded", "learn"), default="auto",
                    help="DeconvNet fork BN layers: statistics folded into scale/shift (INFERENCE) or "
                    "gamma/beta only (LEARN); auto reads the mode stored in the file")
+    p.add_argument("--layout", choices=("auto", "fcn", "fcn-pascal"), default="auto",
+                   help="FCN layer names: fcn = the FCN release's (score_fr, upscore2, ...); fcn-pascal = "
+                   "the CVPR-era Model Zoo fcn-8s-pascal that the DeconvNet release uses (score-fr, score2, "
+                   "..., score2 with a bias); auto (default) reads them from the file")
+    p.add_argument("--pad-input-to", type=int, default=None, metavar="S",
+                   help="record in the model that inputs are zero-padded bottom/right (after mean "
+                   "subtraction) to at least SxS and the scores cropped back, as the DeconvNet release "
+                   "runs its FCN-8s; default 500 for the fcn-pascal layout, off otherwise; 0 = off")
     p.add_argument("--map", action="append", default=[], metavar="MODULE=LAYER",
                    help="take pixelwise MODULE from Caffe LAYER (repeatable), e.g. seg_score=score")
     p.add_argument("--class-names", default=None, metavar="FILE",
@@ -69,11 +77,16 @@ def run(args: argparse.Namespace) -> int:
     from pixelwise.weights.convert import convert_weights
 
     overrides = _overrides(args.map)
+    model_kwargs = {}
+    if args.pad_input_to is not None:
+        if args.pad_input_to < 0:
+            raise PixelwiseError(f"--pad-input-to must be >= 0, got {args.pad_input_to}")
+        model_kwargs["pad_input_to"] = args.pad_input_to or None
     with tqdm(total=2, desc="convert", unit="step", file=sys.stderr, disable=args.quiet) as bar:
         bar.set_postfix_str("reading weights")
         model, report = convert_weights(
             args.source, arch=args.arch, num_classes=args.num_classes, width=args.width,
-            bn_mode=args.bn_mode, overrides=overrides,
+            bn_mode=args.bn_mode, overrides=overrides, layout=args.layout, **model_kwargs,
         )
         bar.update(1)
         bar.set_postfix_str("writing checkpoint")
@@ -84,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 "source_format": report.source_format,
                 "bn_mode": args.bn_mode,
                 "map": overrides,
+                "layout": report.layout,
             }
         }
         ckpt = make_checkpoint(model, input_convention=report.input_convention, class_names=names, config=config)
@@ -94,8 +108,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         for w in report.warnings:
             print(f"warning: {w}", file=sys.stderr)
+    pad = getattr(model, "pad_input_to", None)
     print(
         f"wrote {path}: {report.arch}, {report.num_classes} classes, width {report.width:g}, "
         f"input convention {report.input_convention.name}, {report.matched} modules loaded"
+        + (f", layout {report.layout}" if report.layout and report.layout != "fcn" else "")
+        + (f", inputs padded to {pad}x{pad} (scores cropped back)" if pad else "")
     )
     return 0

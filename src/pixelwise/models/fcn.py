@@ -54,6 +54,14 @@ class FCN(nn.Module):
         min_channels: the width floor (:data:`pixelwise.models.vgg.MIN_CHANNELS`).
         fc6_kernel: fc6's kernel side (7 = VGG16's; ``S / 32`` for a backbone pretrained as a
             classifier on ``S x S`` crops). Odd in the pad-free mode, which pads fc6 by half of it.
+        upsample_bias: names of upsampling layers (``upscore2``, ``upscore_pool4``, the final one)
+            that add a per-class bias, initialised to zero. Default none (the FCN release); the
+            CVPR-era Model Zoo ``fcn-8s-pascal`` has one on its first 2x layer (``score2``).
+        pad_input_to: ``None`` (default) or a side ``S``: pad the input bottom/right with zeros
+            (the mean colour, since inputs are mean-subtracted) to at least ``S x S`` before the
+            network and crop the scores back to the image: how the DeconvNet release runs
+            ``fcn-8s-pascal`` (``S = 500``, VOC's largest side). A side already longer than ``S``
+            is not padded (the release would fail there; the network takes any size).
     """
 
     def __init__(
@@ -68,10 +76,16 @@ class FCN(nn.Module):
         dropout: float = 0.5,
         min_channels: int = MIN_CHANNELS,
         fc6_kernel: int = FC6_KERNEL,
+        upsample_bias: tuple[str, ...] = (),
+        pad_input_to: int | None = None,
     ) -> None:
         super().__init__()
         if upsampling not in ("fixed", "learned"):
             raise ValueError(f"upsampling must be 'fixed' or 'learned', got {upsampling!r}")
+        if pad_input_to is not None and (isinstance(pad_input_to, bool) or int(pad_input_to) != pad_input_to
+                                         or pad_input_to < 1):
+            raise ValueError(f"pad_input_to must be None or a positive integer, got {pad_input_to!r}")
+        self.pad_input_to = None if pad_input_to is None else int(pad_input_to)
         if not pad100 and fc6_kernel % 2 == 0:
             raise ValueError(f"the pad-free mode needs an odd fc6_kernel, got {fc6_kernel}")
         self.num_classes = num_classes
@@ -101,9 +115,24 @@ class FCN(nn.Module):
         self.final_crop, _, _ = overlap_crops(final_geo, Geometry())
         if final_geo.offset > 0:
             raise ValueError("final score map starts inside the image; geometry is inconsistent")
+        self.upsample_bias = tuple(upsample_bias)
+        unknown = sorted(set(self.upsample_bias) - set(self.upsample_names))
+        if unknown:
+            raise ValueError(
+                f"upsample_bias: {unknown[0]!r} is not an upsampling layer of this FCN; valid: "
+                f"{', '.join(self.upsample_names)}"
+            )
+        for name in self.upsample_bias:
+            up = getattr(self, name)
+            up.bias = nn.Parameter(torch.zeros(num_classes), requires_grad=up.weight.requires_grad)
         for m in (self.score_fr, *(getattr(self, f"score_{t}") for t in self.skips)):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
+
+    @property
+    def upsample_names(self) -> tuple[str, ...]:
+        """The upsampling layers, coarse to fine: the 2x fusion layers, then the final one."""
+        return (*(FUSE_UPSAMPLE_NAME[t] for t in self.skips), self.final_name)
 
     @property
     def crop_offsets(self) -> dict[str, int]:
@@ -122,11 +151,16 @@ class FCN(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``(N, num_classes, H, W)`` logits for ``(N, 3, H, W)`` input."""
+        """Return ``(N, num_classes, H, W)`` logits for ``(N, 3, H, W)`` input (padded first as
+        ``pad_input_to`` says, scores cropped back to ``H x W``)."""
         height, width = x.shape[-2:]
+        if self.pad_input_to is not None:
+            # the DeconvNet release's protocol: image top-left in a side x side zero canvas
+            side = self.pad_input_to
+            x = F.pad(x, (0, max(0, side - width), 0, max(0, side - height)))
         if not self.pad100:
             # pad-free mode: pad bottom/right to a multiple of 32 (zeros = the mean colour)
-            x = F.pad(x, (0, (-width) % 32, 0, (-height) % 32))
+            x = F.pad(x, (0, (-x.shape[-1]) % 32, 0, (-x.shape[-2]) % 32))
         taps = self.backbone(x)
         score = self.score_fr(taps["fc7"])
         for step in self.fuse_steps:

@@ -18,6 +18,13 @@ Name tables (from the released prototxts):
   beta and the statistics are not stored.
 - BVLC ``BatchNorm`` (blobs: mean * s, variance * s, s) followed by a ``Scale`` layer (gamma[, beta])
   is also understood, under the names above or ``<conv>_bn`` / ``bn_<conv>`` / ``<conv>/bn``.
+- The CVPR-era Caffe Model Zoo FCN (layout ``fcn-pascal``: ``fcn-8s-pascal``, the FCN-8s the
+  DeconvNet release ensembles with, ``model/FCN/fcn-8s-pascal-deploy.prototxt``, V1 ``layers``):
+  the same VGG16 names, heads ``score-fr``, ``score-pool4``, ``score-pool3``, 2x upsampling
+  ``score2`` (learned, **with** a bias blob) and ``score4`` (learned, no bias), final ``upsample``
+  (16/8, fixed bilinear, no bias). Same geometry as the later ``voc-fcn8s`` (its ``Crop`` layers
+  derive offsets 5, 9 and 31 from the net). Its deploy input is 500x500, zero-padded after mean
+  subtraction; converted models record that as ``pad_input_to=500``.
 
 Any name can be overridden with ``overrides={"pixelwise.module": "caffe_layer"}`` (CLI ``--map``).
 """
@@ -40,6 +47,23 @@ BN_MODES = ("auto", "folded", "learn")
 SEG_SCORE_NAMES = ("seg-score-voc", "seg-score", "seg_score", "score")
 FCN_HEAD_NAMES = ("score_fr", "score_pool4", "score_pool3", "upscore", "upscore2", "upscore16",
                   "upscore_pool4", "upscore8")
+# Caffe layer names per layout: "fcn" (the later FCN release, voc-fcn*: pixelwise's own module
+# names) and "fcn-pascal" (the CVPR-era Model Zoo fcn-*s-pascal)
+FCN_LAYOUTS = ("fcn", "fcn-pascal")
+PASCAL_FCN_NAMES: dict[str, tuple[str, ...]] = {
+    "score_fr": ("score-fr",),
+    "score_pool4": ("score-pool4",),
+    "score_pool3": ("score-pool3",),
+    "upscore2": ("score2",),
+    "upscore_pool4": ("score4",),
+    "upscore8": ("upsample",),
+    # not in fcn-8s-pascal (unverified guesses for the 16s / 32s Model Zoo nets)
+    "upscore16": ("upsample-fused-16", "upsample"),
+    "upscore": ("upsample",),
+}
+PASCAL_HEAD_NAMES = ("score-fr", "score-pool4", "score-pool3", "score2", "score4")
+# fcn-8s-pascal-deploy.prototxt's input_dim; the release pads every image to it (preprocess_image.m)
+PASCAL_INPUT_SIZE = 500
 DECONV_HEAD_NAMES = ("fc6-deconv", "deconv5_1", *SEG_SCORE_NAMES[:2])
 
 
@@ -144,17 +168,38 @@ def backbone_mapping(prefix: str, backbone: VGG16, *, bn_required: bool) -> list
     return mapping
 
 
-def fcn_mapping(model: FCN, *, heads: bool = True) -> list[LayerMap]:
-    """Return the mapping of an FCN's modules from the FCN release's Caffe layer names."""
+def fcn_mapping(model: FCN, *, heads: bool = True, layout: str = "fcn") -> list[LayerMap]:
+    """Return the mapping of an FCN's modules from Caffe layer names: the FCN release's
+    (``layout="fcn"``) or the CVPR-era Model Zoo ``fcn-*s-pascal`` ones (``"fcn-pascal"``)."""
+    if layout not in FCN_LAYOUTS:
+        raise PixelwiseError(f"unknown FCN layout {layout!r}; valid: {', '.join(FCN_LAYOUTS)}")
+
+    def names(module: str) -> tuple[str, ...]:
+        return PASCAL_FCN_NAMES[module] if layout == "fcn-pascal" else (module,)
+
     mapping = backbone_mapping("backbone", model.backbone, bn_required=True)
-    mapping.append(LayerMap("score_fr", ("score_fr",), required=heads))
+    mapping.append(LayerMap("score_fr", names("score_fr"), required=heads))
     for tap in model.skips:
         scale = (f"scale_{tap}", float(model.skip_scales.get(tap, 1.0)))
-        mapping.append(LayerMap(f"score_{tap}", (f"score_{tap}",), required=heads, input_scale=scale))
+        mapping.append(LayerMap(f"score_{tap}", names(f"score_{tap}"), required=heads, input_scale=scale))
         up = FUSE_UPSAMPLE_NAME[tap]
-        mapping.append(LayerMap(up, (up,), required=heads))
-    mapping.append(LayerMap(model.final_name, (model.final_name,), required=heads))
+        mapping.append(LayerMap(up, names(up), required=heads))
+    mapping.append(LayerMap(model.final_name, names(model.final_name), required=heads))
     return mapping
+
+
+def biased_upsampling(model: FCN, mapping: list[LayerMap], sources: dict[str, SourceLayer]) -> tuple[str, ...]:
+    """Return the FCN upsampling modules whose source Deconvolution layer carries a bias blob
+    (``fcn-8s-pascal``'s ``score2``), in the model's order; the model needs ``upsample_bias``
+    set to them to carry and use those biases."""
+    found = set()
+    for lm in mapping:
+        if lm.target not in model.upsample_names:
+            continue
+        src = next((sources[n] for n in lm.sources if n in sources), None)
+        if src is not None and src.type == "Deconvolution" and len(src.blobs) > 1:
+            found.add(lm.target)
+    return tuple(n for n in model.upsample_names if n in found)
 
 
 def deconvnet_mapping(model: DeconvNet, *, heads: bool = True) -> list[LayerMap]:
@@ -171,10 +216,13 @@ def deconvnet_mapping(model: DeconvNet, *, heads: bool = True) -> list[LayerMap]
     return mapping
 
 
-def model_mapping(model: nn.Module, *, heads: bool = True) -> list[LayerMap]:
-    """Return the default Caffe mapping for an FCN or DeconvNet model."""
+def model_mapping(model: nn.Module, *, heads: bool = True, layout: str = "fcn") -> list[LayerMap]:
+    """Return the default Caffe mapping for an FCN (layer names of ``layout``, see
+    :data:`FCN_LAYOUTS`) or DeconvNet model."""
     if isinstance(model, FCN):
-        return fcn_mapping(model, heads=heads)
+        return fcn_mapping(model, heads=heads, layout=layout)
+    if layout != "fcn":
+        raise PixelwiseError(f"layout {layout!r} names FCN layers; {type(model).__name__} cannot use it")
     if isinstance(model, DeconvNet):
         return deconvnet_mapping(model, heads=heads)
     raise PixelwiseError(
@@ -206,18 +254,25 @@ def infer_arch(net: CaffeNet) -> str | None:
     names = set(net.names)
     if "fc6-deconv" in names or "deconv5_1" in names:
         return "deconvnet"
-    if "score_pool3" in names:
+    if "score_pool3" in names or "score-pool3" in names:
         return "fcn8s_atonce" if "scale_pool3" in names else "fcn8s"
-    if "score_pool4" in names:
+    if "score_pool4" in names or "score-pool4" in names:
         return "fcn16s"
-    if "score_fr" in names:
+    if "score_fr" in names or "score-fr" in names:
         return "fcn32s"
     return None
 
 
+def infer_layout(net: CaffeNet) -> str:
+    """Return the FCN naming the net uses: ``fcn-pascal`` (hyphenated ``score-fr`` ... of the
+    CVPR-era Model Zoo ``fcn-8s-pascal``) or ``fcn`` (the later release; also for non-FCN nets)."""
+    return "fcn-pascal" if any(n in net for n in PASCAL_HEAD_NAMES[:3]) else "fcn"
+
+
 def infer_num_classes(net: CaffeNet) -> int | None:
-    """Return the number of classes of the net's score layer (``score_fr`` or ``seg-score*``)."""
-    for name in ("score_fr", *SEG_SCORE_NAMES):
+    """Return the number of classes of the net's score layer (``score_fr``, ``score-fr`` or
+    ``seg-score*``)."""
+    for name in ("score_fr", "score-fr", *SEG_SCORE_NAMES):
         layer = net.get(name)
         if layer is not None and layer.blobs:
             return int(layer.blobs[0].shape[0]) if layer.blobs[0].ndim else None
@@ -226,7 +281,7 @@ def infer_num_classes(net: CaffeNet) -> int | None:
 
 def has_heads(net: CaffeNet) -> bool:
     """Return True if the net has FCN or DeconvNet layers beyond the VGG16 backbone."""
-    return any(n in net for n in FCN_HEAD_NAMES + DECONV_HEAD_NAMES)
+    return any(n in net for n in FCN_HEAD_NAMES + PASCAL_HEAD_NAMES + DECONV_HEAD_NAMES)
 
 
 # paper channel counts of the layers that pin the width multiplier (and floor) of a file

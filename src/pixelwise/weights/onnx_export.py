@@ -9,7 +9,9 @@ needs no extra packages and handles transposed convolutions and the crops. Two t
   written as a scatter into a zero tensor (ONNX ``ScatterElements``), exact and size-dynamic.
 - Sizes. FCN graphs take any height and width (exported with dynamic H/W). DeconvNet takes sides
   that are multiples of 32 and >= 224, also dynamic. EDeconvNet pads its DeconvNet input with
-  a size-dependent Python branch, so its graph is fixed to the export size (batch stays dynamic).
+  a size-dependent Python branch, so its graph is fixed to the export size (batch stays dynamic);
+  so is an FCN with ``pad_input_to`` (the DeconvNet release's fcn-8s-pascal protocol), whose
+  padding depends on the input size.
 
 The model's spec, input convention and class names are stored in the file's ``metadata_props``
 (keys ``pixelwise.*``), which :class:`pixelwise.weights.onnx_engine.OnnxModel` reads back.
@@ -138,7 +140,7 @@ def input_sizes_of(model: nn.Module, height: int, width: int, dynamic: bool) -> 
     if isinstance(model, DeconvNet):
         return f"{MULTIPLE_OF_32_PREFIX}{model.input_size}"
     if isinstance(model, FCN):
-        return SIZES_ANY
+        return f"fixed:{height}x{width}" if getattr(model, "pad_input_to", None) else SIZES_ANY
     return f"fixed:{height}x{width}"
 
 

@@ -37,6 +37,7 @@ class ImportReport:
     arch: str | None = None
     num_classes: int | None = None
     width: float | None = None
+    layout: str | None = None  # Caffe FCN layer naming ("fcn" / "fcn-pascal"), when it applies
 
     @property
     def matched(self) -> int:
