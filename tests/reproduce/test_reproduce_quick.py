@@ -16,7 +16,7 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     models = results["models"]
     for key in ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce", "deconvnet", "edeconvnet_mean",
-                "edeconvnet_product", "deconvnet+crf", "edeconvnet_mean+crf"):
+                "edeconvnet_release", "edeconvnet_release+crf", "deconvnet+crf", "edeconvnet_mean+crf"):
         assert key in models, key
         assert 0.0 <= models[key]["mean_iu"] <= 1.0
         assert models[key]["by_size"] is not None

@@ -15,7 +15,7 @@ DISPLAY = {
     "fcn8s_atonce": "FCN-8s at-once",
     "deconvnet": "DeconvNet",
     "edeconvnet_mean": "EDeconvNet (mean)",
-    "edeconvnet_product": "EDeconvNet (product)",
+    "edeconvnet_release": "EDeconvNet (release: product)",
 }
 
 

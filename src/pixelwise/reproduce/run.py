@@ -2,8 +2,9 @@
 
 Trains FCN-32s, FCN-16s (from 32s), FCN-8s (from 16s), FCN-8s at-once and DeconvNet (object crops,
 then proposals, then batch-norm statistics), then evaluates on the validation split: each FCN on
-the whole image; DeconvNet on object proposals aggregated in image space; EDeconvNet (mean and
-product) from the same score maps; and every model again after a dense CRF. See
+the whole image; DeconvNet on object proposals aggregated in image space; EDeconvNet as the paper
+combines it (mean) and as the release does (product of floored scores, 0 where no proposal is) from
+the same score maps; and every model again after the release's dense CRF. See
 :mod:`pixelwise.reproduce.report` for what is written.
 """
 
@@ -160,8 +161,10 @@ def train_all(cfg: ReproduceConfig, seed: int, root: Path, backbone: str | None,
     return done
 
 
-ENSEMBLES = ("edeconvnet_mean", "edeconvnet_product")
-MEMBERS = {"edeconvnet_mean": ("fcn8s", "deconvnet"), "edeconvnet_product": ("fcn8s", "deconvnet")}
+ENSEMBLES = ("edeconvnet_mean", "edeconvnet_release")
+"""The paper's ensemble (mean of the two probability maps) and the release's (``max0``-aggregated
+DeconvNet scores, 0 where no proposal is, times FCN-8s scores floored at 0)."""
+MEMBERS = {"edeconvnet_mean": ("fcn8s", "deconvnet"), "edeconvnet_release": ("fcn8s", "deconvnet")}
 
 
 def proposal_boxes(cfg: ReproduceConfig, image: np.ndarray) -> np.ndarray:
@@ -178,13 +181,14 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
     scores: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
     n_boxes = 0
+    coverage = None
     for name, model in models.items():
         t = time.perf_counter()
         x = image_tensor(image, model)
         if name == "deconvnet":
             boxes = proposal_boxes(cfg, image)
             n_boxes = len(boxes)
-            scores[name], _ = deconvnet_scores(model, x, boxes, size=cfg.input_size, batch=cfg.proposal_batch)
+            scores[name], coverage = deconvnet_scores(model, x, boxes, size=cfg.input_size, batch=cfg.proposal_batch)
         else:
             scores[name] = dense_logits(model, x[None])[0]
         seconds[name] = time.perf_counter() - t
@@ -192,7 +196,13 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
         if name in MEMBERS:
             t = time.perf_counter()
             fcn, deconv = MEMBERS[name]
-            scores[name] = combine_scores(scores[fcn][None], scores[deconv][None], name.split("_")[1])[0]
+            member = scores[deconv]
+            if name == "edeconvnet_release" and coverage is not None:
+                # the release's DeconvNet map: max over boxes started from 0 (= the max floored where a
+                # box is), 0 where none is; the product then floors FCN-8s
+                member = torch.where(coverage, member, torch.zeros_like(member))
+            mode = "mean" if name == "edeconvnet_mean" else "product"
+            scores[name] = combine_scores(scores[fcn][None], member[None], mode)[0]
             seconds[name] = time.perf_counter() - t + seconds[fcn] + seconds[deconv]
     return scores, seconds, n_boxes
 
