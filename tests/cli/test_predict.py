@@ -181,3 +181,29 @@ def test_predict_runs_an_exported_onnx_file_like_the_checkpoint(tmp_path):
     a = np.array(Image.open(tmp_path / "o1" / "a.png"))
     b = np.array(Image.open(tmp_path / "o2" / "a.png"))
     assert (a == b).mean() > 0.99
+
+
+def test_as_released_sets_the_releases_inference(ckpts, images, tmp_path):
+    from pixelwise.cli import build_parser
+    from pixelwise.cli.predict import segment_kwargs
+
+    parser = build_parser()
+    args = parser.parse_args(["predict", "x.png", "-c", "m.pt", "-o", "o", "--as-released"])
+    from pixelwise.cli.predict import check_inference_args
+
+    check_inference_args(args)
+    kw = segment_kwargs(args, pixelwise.load_model(ckpts["deconvnet"]))
+    assert (kw["aggregate"], kw["uncovered"], kw["pad"], kw["mode"]) == ("max0", "zero", "black", "product")
+    evaluation = parser.parse_args(["eval", "-c", "m.pt", "--mode", "proposals", "--as-released"])
+    from pixelwise.cli.options import apply_as_released
+
+    apply_as_released(evaluation, ensemble_mode=False)
+    assert (evaluation.mode, evaluation.aggregate, evaluation.uncovered, evaluation.pad) == (
+        "proposals", "max0", "zero", "black")
+    # end to end: an EDeconvNet on one box, the rest of the image uniform -> the JSON says how it ran
+    boxes = write_box_file(tmp_path / "boxes.csv", {"img0.png": (np.array([[0, 0, 40, 64]]), None)})
+    out = tmp_path / "out"
+    assert main(["predict", str(images / "img0.png"), "--fcn", str(ckpts["fcn8s"]), "--deconvnet", str(ckpts["deconvnet"]),
+                 "--boxes", str(boxes), "--min-box", "0", "--enlarge", "1.0", "--as-released", "--out", str(out)]) == 0
+    info = json.loads((out / "img0.json").read_text())["inference"]
+    assert info["aggregate"] == "max0"

@@ -101,6 +101,7 @@ def test_deconvnet_reproduces_reference(tmp_path, style):
     model, report = convert_weights(path)
     assert (report.arch, report.num_classes, report.width) == ("deconvnet", CLASSES, WIDTH)
     assert report.matched == 59 and not report.kept and not report.unused and not report.warnings
+    assert model.proposal_pad == "black"  # released weights: proposals padded as the release padded them
     x = wf.caffe_input(1, 224, 224, seed=2)
     with torch.no_grad():
         out = model(x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from pixelwise.cli.options import add_box_rule_options, parse_key_values
+from pixelwise.cli.options import add_box_rule_options, apply_as_released, parse_key_values
 from pixelwise.errors import PixelwiseError
 
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from pixelwise.train import distributed as dist_utils
     from pixelwise.train.evaluation import results_text, run_eval
 
+    apply_as_released(args, ensemble_mode=False)
     if args.batch_size < 1:
         raise PixelwiseError(f"--batch-size must be >= 1, got {args.batch_size}")
     proposal_options = {"model_path": args.edge_model} if args.edge_model else None

@@ -43,6 +43,22 @@ def add_box_rule_options(group: argparse._ActionsContainer) -> None:
     group.add_argument("--aggregate", choices=AGGREGATION_CHOICES, default="max",
                        help="combine overlapping boxes: max (the paper), max0 (the release: max started from 0), "
                             "sum, mean")
+    group.add_argument("--as-released", action="store_true",
+                       help="DeconvNet's released inference: --aggregate max0 --uncovered zero --pad black, and "
+                            "--mode product for EDeconvNet (the --crf preset is the release's by default)")
     group.add_argument("--pad", choices=PAD_CHOICES, default=None,
                        help="colour of proposal crops outside the image: mean or black (the release); default: "
                             "the checkpoint's own (black for released weights and --recipe deconvnet)")
+
+
+RELEASED_INFERENCE = {"aggregate": "max0", "uncovered": "zero", "pad": "black", "mode": "product"}
+"""What ``--as-released`` sets: the DeconvNet release's ``generate_EDeconvNet_CRF_results.m``."""
+
+
+def apply_as_released(args: argparse.Namespace, *, ensemble_mode: bool = True) -> None:
+    """With ``--as-released``, set the release's inference options on ``args``; ``ensemble_mode``:
+    also ``args.mode`` (the EDeconvNet combination; ``eval``'s ``--mode`` means something else)."""
+    if getattr(args, "as_released", False):
+        for key, value in RELEASED_INFERENCE.items():
+            if key != "mode" or ensemble_mode:
+                setattr(args, key, value)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelwise.cli.options import add_box_rule_options
+from pixelwise.cli.options import add_box_rule_options, apply_as_released
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_image, write_mask
 from pixelwise.data.palette import VOC_CLASSES, overlay, voc_palette
 from pixelwise.errors import PixelwiseError
@@ -83,6 +83,7 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
 
 def check_inference_args(args: argparse.Namespace) -> None:
     """Fail early (before any image) on options that would fail for every image."""
+    apply_as_released(args)
     if args.boxes is not None:
         if args.proposals not in (None, "file"):
             raise PixelwiseError(f"--boxes gives the proposals; drop --proposals {args.proposals}")

@@ -96,6 +96,9 @@ def convert_caffemodel(
     if fcn_heads and layout == "fcn-pascal":
         model_kwargs.setdefault("upsampling", "learned")  # score2/score4 learned, upsample fixed
         model_kwargs.setdefault("pad_input_to", caffe_mapping.PASCAL_INPUT_SIZE)
+    if heads and get_entry(arch).family == "deconvnet":
+        # the release pads proposal crops outside the image with black; released weights expect it
+        model_kwargs.setdefault("proposal_pad", "black")
     sources, warnings = caffe_mapping.caffe_sources(net, bn_mode=bn_mode) if heads else ({}, [])
     if fcn_heads and "upsample_bias" not in model_kwargs:
         biased = _fcn_upsample_bias(arch, num_classes, width, model_kwargs, sources, layout, overrides)
