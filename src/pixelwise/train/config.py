@@ -28,6 +28,7 @@ REDUCTIONS = ("mean", "sum")
 OPTIMIZERS = ("sgd", "caffe_sgd", "adam")
 BN_STATISTICS = ("pooled", "batch_mean")
 PAD_COLOURS = ("mean", "black")
+LOSSES = ("cross_entropy", "focal", "dice", "cross_entropy+dice")
 
 
 def _f(default: Any, help: str, *, choices: tuple | None = None, cli: bool = True) -> Any:
@@ -99,6 +100,11 @@ class TrainConfig:
     loss_reduction: str = _f("mean", "'mean' over valid pixels (paper) or 'sum' over pixels per image "
                              "(heavy release)", choices=REDUCTIONS)
     ignore_index: int = _f(255, "label that is not scored")
+    loss: str = _f("cross_entropy", "training loss: cross_entropy (the papers), focal, dice, or cross_entropy+dice "
+                   "(beyond the papers, for imbalanced data)", choices=LOSSES)
+    focal_gamma: float = _f(2.0, "focal loss: the focusing exponent gamma")
+    class_weights: str | None = _f(None, "per-class loss weights: 'median-freq' (from the training set's class "
+                                   "frequencies) or a list W0,W1,... (default: none, the papers)")
     batch_size: int = _f(1, "images per forward pass and process")
     iter_size: int = _f(1, "forward passes accumulated per optimiser step (Caffe iter_size)")
     steps: int = _f(1000, "optimiser steps (iterations)")
@@ -137,7 +143,8 @@ class TrainConfig:
     eval_batch_size: int = _f(1, "validation images per forward pass (same-size images only)")
     save_every: int = _f(0, "also save last.pt every N steps (0 = only at validation and the end)")
     log_every: int = _f(10, "write a training log record every N steps")
-    progress: bool = _f(True, "show progress bars")
+    progress: bool = _f(True, "show progress bars (on a terminal only)")
+    tensorboard: bool = _f(False, "also write TensorBoard event files into OUT/tensorboard (needs pixelwise[tb])")
 
     # -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
