@@ -1,4 +1,5 @@
-"""``pixelwise data check ROOT``: report every bad file of a dataset and its class frequencies."""
+"""``pixelwise data check ROOT``: report every bad file of a dataset and its class frequencies.
+``pixelwise data convert ROOT --out DIR``: write a folder dataset's masks as index PNGs."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import argparse
 
 
 def register(subparsers) -> None:
-    """Add the ``data`` subcommand (with its ``check`` action) to the top-level parser."""
+    """Add the ``data`` subcommand (actions ``check`` and ``convert``) to the top-level parser."""
     parser = subparsers.add_parser(
         "data",
-        help="inspect datasets (data check)",
+        help="inspect and convert datasets (data check, data convert)",
         description="Dataset tools.",
     )
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -43,8 +44,63 @@ def register(subparsers) -> None:
         help="valid labels are 0..N-1 and 255 (default: 21 for VOC/SBD, classes.txt or the "
         "largest label + 1 for a folder)",
     )
+    check.add_argument(
+        "--classes",
+        default=None,
+        metavar="FILE",
+        help="folder datasets: the classes file to use instead of ROOT/classes.txt (names, or "
+        "names with RGB colours: then RGB masks are decoded by colour and every colour in no "
+        "class is reported)",
+    )
     check.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     check.set_defaults(func=run)
+
+    convert = sub.add_parser(
+        "convert",
+        help="write a folder dataset's masks (e.g. RGB colour masks) as index PNGs",
+        description=(
+            "Decode every mask of ROOT/masks (RGB colour masks through the class colours of the "
+            "classes file, void colours -> 255; palette and grayscale masks as indices) and write "
+            "it to OUT/masks/<stem>.png as a palette PNG holding class indices, with the class "
+            "colours as its palette. OUT also gets classes.txt, images (a link by default) and "
+            "splits, so it is a folder dataset. One line per mask that cannot be converted, then a "
+            "summary; exits 1 if any mask was not written."
+        ),
+    )
+    convert.add_argument("root", help="folder dataset root (with images/ and masks/)")
+    convert.add_argument("--out", required=True, metavar="DIR", help="the new dataset root")
+    convert.add_argument(
+        "--classes",
+        default=None,
+        metavar="FILE",
+        help="classes file to use instead of ROOT/classes.txt (e.g. CamVid's label_colors.txt)",
+    )
+    convert.add_argument(
+        "--unknown-colors",
+        choices=("error", "ignore"),
+        default="error",
+        help="a mask colour in no class: error (report the mask, do not write it; default) or "
+        "ignore (write those pixels as 255)",
+    )
+    convert.add_argument(
+        "--images",
+        choices=("link", "copy", "none"),
+        default="link",
+        help="OUT/images: a symbolic link to ROOT/images (default), a copy, or nothing",
+    )
+    convert.add_argument(
+        "--mask-suffix",
+        default="",
+        metavar="SUFFIX",
+        help="masks are named <stem>SUFFIX.png (CamVid: _L); the suffix is dropped in OUT",
+    )
+    convert.add_argument(
+        "--overwrite", action="store_true", help="replace masks and classes.txt already in OUT"
+    )
+    convert.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
+    )
+    convert.set_defaults(func=run_convert)
     parser.set_defaults(func=_usage(parser))
 
 
@@ -69,6 +125,26 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         num_classes=args.num_classes,
         progress=not args.no_progress,
+        classes_file=args.classes,
     )
     print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Run ``data convert``; print bad masks as found, then a summary; 0 if every mask was written."""
+    from pixelwise.data.convert import convert_folder, format_summary
+
+    report = convert_folder(
+        args.root,
+        args.out,
+        classes_file=args.classes,
+        unknown_colors=args.unknown_colors,
+        images=args.images,
+        mask_suffix=args.mask_suffix,
+        overwrite=args.overwrite,
+        progress=False if args.no_progress else None,
+        echo=True,
+    )
+    print(format_summary(report))
     return 0 if report.ok else 1

@@ -55,7 +55,8 @@ def build_dataset(
     - ``sbd_voc_train``: root = VOC2012, ``sbd_root=`` required, ``prefer="voc"|"sbd"`` for ids in
       both; the split argument is ignored (the set is a training set).
     - ``folder``: root with images/ and masks/; split all/train/val or a splits/<name>.txt;
-      kwargs ``num_classes``, ``val_fraction``.
+      kwargs ``num_classes``, ``val_fraction``, ``classes_file`` (instead of classes.txt),
+      ``unknown_colors`` (``"error"`` or ``"ignore"``: a mask colour in no class).
     """
     key = str(name).lower().replace("-", "_")
     if key not in DATASETS:

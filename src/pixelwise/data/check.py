@@ -3,7 +3,9 @@
 Checked per item: the image decodes (not truncated), the mask decodes, both exist, their sizes
 match, every label is in ``0..C-1`` or 255, and (VOC/SBD) the instance file is readable and the
 same size. Files that do not pair up (folder) or are listed but missing (VOC/SBD lists) are
-reported too. Also gathered: pixels and images per class.
+reported too. With class colours (a coloured classes file, folder datasets), every colour of an RGB
+mask must belong to a class or be void: each other colour is reported per file with its pixel
+count, and totalled over the dataset. Also gathered: pixels and images per class.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.data.base import dedupe, read_id_list
-from pixelwise.data.folder import hash_fraction, read_class_names, scan_folder
-from pixelwise.data.io import read_image, read_mask
+from pixelwise.data.classes import ColorMap, format_color, pack, unpack
+from pixelwise.data.folder import find_classes, hash_fraction, scan_folder
+from pixelwise.data.io import read_color_mask, read_image, read_mask
 from pixelwise.data.palette import IGNORE_INDEX, VOC_CLASSES
 from pixelwise.data.sbd import read_sbd_class_mask, read_sbd_instances, resolve_sbd_root
 from pixelwise.data.voc import resolve_voc_root
 from pixelwise.errors import DataError
 
 FORMATS = ("voc", "sbd", "folder")
+
+UNKNOWN_PER_FILE = 5
+"""Unknown colours listed on one file's problem line (the rest are counted)."""
+
+UNKNOWN_IN_SUMMARY = 20
+"""Unknown colours listed in the report's totals."""
 
 
 @dataclass
@@ -38,7 +47,9 @@ class CheckReport:
     """Result of :func:`check_dataset`.
 
     ``problems`` is a list of ``(path, message)``; ``pixels[c]`` / ``images[c]`` (int64 arrays of
-    256) count the pixels with label ``c`` and the masks containing it (255 = ignore).
+    256) count the pixels with label ``c`` and the masks containing it (255 = ignore; pixels of
+    unknown colours are not in it). ``unknown_colors`` maps each packed ``0xRRGGBB`` colour that
+    is in no class to ``[pixels, masks]``; ``classes_file`` is the classes file used, if any.
     """
 
     root: Path
@@ -52,6 +63,10 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
     pixels: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
     images: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
+    unknown_colors: dict[int, list[int]] = field(default_factory=dict)
+    unknown_images: int = 0
+    classes_file: Path | None = None
+    color_map: ColorMap | None = None
 
     @property
     def ok(self) -> bool:
@@ -185,6 +200,7 @@ def _check_item(item: _Item, fmt: str, report: CheckReport) -> None:
         report.problems.append((str(path), msg))
 
     image = mask = None
+    unknown_px = 0  # pixels of colours in no class (read as 255)
     if item.image is not None:
         if not item.image.is_file():
             problem(item.image, "image file not found (listed but missing)")
@@ -198,11 +214,19 @@ def _check_item(item: _Item, fmt: str, report: CheckReport) -> None:
             problem(item.mask, "mask file not found (listed but missing)")
         else:
             try:
-                mask = read_sbd_class_mask(item.mask) if fmt == "sbd" else read_mask(item.mask)
+                if fmt == "sbd":
+                    mask = read_sbd_class_mask(item.mask)
+                elif report.color_map is not None:
+                    mask, unknown = read_color_mask(item.mask, report.color_map)
+                    if unknown:
+                        unknown_px = _note_unknown(item.mask, unknown, report, problem)
+                else:
+                    mask = read_mask(item.mask)
             except DataError as exc:
                 problem(item.mask, _strip(str(exc), item.mask))
     if mask is not None:
         counts = np.bincount(mask.ravel(), minlength=256)
+        counts[IGNORE_INDEX] -= unknown_px
         report.pixels += counts
         report.images += counts > 0
         present = np.flatnonzero(counts)
@@ -222,6 +246,27 @@ def _check_item(item: _Item, fmt: str, report: CheckReport) -> None:
         _check_instances(item, fmt, mask, problem)
     if len(report.problems) > before:
         report.bad_items += 1
+
+
+def _note_unknown(
+    path: Path, unknown: list[tuple[tuple[int, int, int], int]], report: CheckReport, problem
+) -> int:
+    """Report the colours of ``path`` that are in no class, add them to the totals and return
+    their pixel count."""
+    shown = ", ".join(f"{format_color(c)} {n:,d} px" for c, n in unknown[:UNKNOWN_PER_FILE])
+    more = f" (+{len(unknown) - UNKNOWN_PER_FILE} more)" if len(unknown) > UNKNOWN_PER_FILE else ""
+    total = sum(n for _, n in unknown)
+    source = report.classes_file.name if report.classes_file is not None else "the classes file"
+    problem(
+        path,
+        f"{len(unknown)} colour(s) in no class of {source} ({total:,d} px): {shown}{more}",
+    )
+    for colour, n in unknown:
+        entry = report.unknown_colors.setdefault(int(pack(np.array(colour))), [0, 0])
+        entry[0] += n
+        entry[1] += 1
+    report.unknown_images += 1
+    return total
 
 
 def _check_instances(item: _Item, fmt: str, mask: np.ndarray | None, problem) -> None:
@@ -261,12 +306,14 @@ def check_dataset(
     split: str | None = None,
     num_classes: int | None = None,
     progress: bool = True,
+    classes_file: str | Path | None = None,
 ) -> CheckReport:
     """Scan every item of a VOC, SBD or folder dataset; return a :class:`CheckReport`.
 
     ``fmt`` None detects the layout. ``split`` None checks every list (VOC/SBD) or every pair
     (folder). ``num_classes`` defaults to 21 (VOC/SBD) or ``classes.txt`` / the largest label + 1
-    (folder).
+    (folder). ``classes_file`` (folder only) replaces ``root/classes.txt``; with class colours,
+    RGB masks are decoded by colour and every colour in no class is reported.
     """
     from tqdm import tqdm
 
@@ -276,8 +323,24 @@ def check_dataset(
     fmt = fmt or detect_format(root)
     if fmt not in FORMATS:
         raise DataError(f"unknown dataset format {fmt!r}; valid: {', '.join(FORMATS)}")
-    names: list[str] | None = list(VOC_CLASSES) if fmt in ("voc", "sbd") else read_class_names(root)
+    if classes_file is not None and fmt != "folder":
+        raise DataError(
+            f"{classes_file}: a classes file applies to folder datasets only, not {fmt}"
+        )
     report = CheckReport(root=root, format=fmt, split=split or "all", num_classes=0, class_names=[])
+    names: list[str] | None = list(VOC_CLASSES)
+    if fmt == "folder":
+        classes = find_classes(root, classes_file)
+        names = None if classes is None else classes.names
+        if classes is not None:
+            report.classes_file = classes.path
+            report.color_map = classes.color_map()
+            if classes.has_colors:
+                n_void = len(classes.void_colors)
+                report.notes.append(
+                    f"class colours from {classes.path}: RGB masks decoded by colour"
+                    + (f", {n_void} void colour(s) -> 255" if n_void else "")
+                )
     items = {"voc": _voc_items, "sbd": _sbd_items, "folder": _folder_items}[fmt](
         root, split, report
     )
@@ -289,7 +352,8 @@ def check_dataset(
             report.notes.append("no classes.txt: num_classes inferred as the largest label + 1")
     elif names is not None and len(names) != num_classes and fmt == "folder":
         report.notes.append(
-            f"classes.txt lists {len(names)} classes; checking against --num-classes {num_classes}"
+            f"{report.classes_file.name if report.classes_file else 'classes.txt'} lists "
+            f"{len(names)} classes; checking against --num-classes {num_classes}"
         )
         names = None
     infer = num_classes == 0
@@ -321,8 +385,11 @@ def format_report(report: CheckReport) -> str:
     else:
         lines.append("problems: none")
     lines.append("")
-    total = int(report.pixels.sum())
-    name_w = max([len("class")] + [len(n) for n in report.class_names] + [len("ignore")])
+    unknown_px = sum(px for px, _ in report.unknown_colors.values())
+    if report.unknown_colors:
+        lines += _format_unknown(report, unknown_px)
+    total = int(report.pixels.sum()) + unknown_px
+    name_w = max([len("class")] + [len(n) for n in report.class_names] + [len("(no class)")])
     lines.append("class frequency (over readable masks):")
     lines.append(f"  {'id':>3}  {'class':<{name_w}}  {'pixels':>12}  {'%':>6}  {'images':>7}")
     rows = [(c, report.class_names[c]) for c in range(report.num_classes)]
@@ -336,6 +403,12 @@ def format_report(report: CheckReport) -> str:
         lines.append(
             f"  {c:>3}  {name:<{name_w}}  {px:>12,d}  {pct:>6.2f}  {int(report.images[c]):>7d}"
         )
+    if unknown_px:
+        pct = 100.0 * unknown_px / total
+        lines.append(
+            f"  {'-':>3}  {'(no class)':<{name_w}}  {unknown_px:>12,d}  {pct:>6.2f}  "
+            f"{report.unknown_images:>7d}"
+        )
     lines.append("")
     status = "OK" if report.ok else "FAILED"
     lines.append(
@@ -343,3 +416,23 @@ def format_report(report: CheckReport) -> str:
         f"{len(report.problems)} problem(s)"
     )
     return "\n".join(lines)
+
+
+def _format_unknown(report: CheckReport, unknown_px: int) -> list[str]:
+    """The report's section on colours in no class: totals, then the commonest colours."""
+    source = report.classes_file or "the classes file"
+    items = sorted(report.unknown_colors.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    lines = [
+        f"colours in no class of {source} ({len(items)} colour(s), {unknown_px:,d} px in "
+        f"{report.unknown_images} mask(s); add each as a class or as `void R G B`):",
+        f"  {'colour':<25}  {'pixels':>12}  {'masks':>7}",
+    ]
+    for packed, (px, masks) in items[:UNKNOWN_IN_SUMMARY]:
+        lines.append(f"  {format_color(unpack(packed)):<25}  {px:>12,d}  {masks:>7d}")
+    if len(items) > UNKNOWN_IN_SUMMARY:
+        rest = items[UNKNOWN_IN_SUMMARY:]
+        lines.append(
+            f"  ... {len(rest)} more colour(s), {sum(px for _, (px, _) in rest):,d} px"
+        )
+    lines.append("")
+    return lines

@@ -2,15 +2,20 @@
 
 Layout::
 
-    root/images/<stem>.{jpg,jpeg,png,bmp}   any of these extensions, case-insensitive
-    root/masks/<stem>.png                    class index per pixel (palette or grayscale PNG),
-                                             255 = ignore
-    root/classes.txt                         optional: one class name per line, background first;
-                                             its line count is num_classes
-    root/splits/<split>.txt                  optional: stems of each split, one per line
+    root/images/<stem>.<ext>     any format Pillow reads (.jpg .png .bmp .tif .webp .gif ...),
+                                 extension case-insensitive
+    root/masks/<stem>.png        class index per pixel (palette or grayscale PNG), 255 = ignore;
+                                 or an RGB colour mask when classes.txt gives class colours
+    root/classes.txt             optional: one class per line, background first, with or without
+                                 an RGB colour (syntax in :mod:`pixelwise.data.classes`)
+    root/splits/<split>.txt      optional: stems of each split, one per line
 
 Without ``classes.txt`` the classes are ``class_0 .. class_{N-1}`` where N is ``num_classes`` if
 given, else the largest label found in the masks plus one (a scan of every mask).
+
+With class colours, RGB masks are mapped to class indices (void colours to 255); a colour in no
+class stops loading with an error naming the file and the colour, unless
+``unknown_colors="ignore"`` (then it reads as 255). Palette and grayscale masks stay index masks.
 
 Splits: ``split="all"`` (or None) is every pair. A ``splits/<split>.txt`` file wins when present.
 Otherwise ``train``/``val`` are made by hashing each stem (SHA-1 of the UTF-8 stem, first 8 hex
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.data.base import format_ids, read_id_list, validate_pair
+from pixelwise.data.classes import ClassList, check_unknown_policy, read_classes
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
 from pixelwise.data.palette import IGNORE_INDEX
 from pixelwise.errors import DataError
@@ -44,7 +50,9 @@ class FolderScan:
     duplicates: list[Path] = field(default_factory=list)  # a second file with an existing stem
 
 
-def _list_by_stem(directory: Path, exts: tuple[str, ...]) -> tuple[dict[str, Path], list[Path]]:
+def list_by_stem(directory: Path, exts: tuple[str, ...]) -> tuple[dict[str, Path], list[Path]]:
+    """Return ``({stem: file}, duplicates)`` for the files of ``directory`` with one of ``exts``
+    (lower-case; matched case-insensitively); a later file with a stem already seen is a duplicate."""
     found: dict[str, Path] = {}
     dups: list[Path] = []
     for p in sorted(directory.iterdir()):
@@ -65,8 +73,8 @@ def scan_folder(root: str | Path) -> FolderScan:
             raise DataError(
                 f"{d}: folder dataset directory not found (expected images/ and masks/)"
             )
-    images, dup_i = _list_by_stem(image_dir, IMAGE_EXTENSIONS)
-    masks, dup_m = _list_by_stem(mask_dir, MASK_EXTENSIONS)
+    images, dup_i = list_by_stem(image_dir, IMAGE_EXTENSIONS)
+    masks, dup_m = list_by_stem(mask_dir, MASK_EXTENSIONS)
     scan = FolderScan(duplicates=dup_i + dup_m)
     for stem in sorted(images):
         if stem in masks:
@@ -77,22 +85,22 @@ def scan_folder(root: str | Path) -> FolderScan:
     return scan
 
 
+CLASSES_FILE = "classes.txt"
+
+
+def find_classes(root: str | Path, classes_file: str | Path | None = None) -> ClassList | None:
+    """Return the parsed classes file: ``classes_file`` if given (it must exist), else
+    ``root/classes.txt`` if present, else None."""
+    if classes_file is not None:
+        return read_classes(classes_file)
+    path = Path(root).expanduser() / CLASSES_FILE
+    return read_classes(path) if path.is_file() else None
+
+
 def read_class_names(root: str | Path) -> list[str] | None:
-    """Return the names in ``root/classes.txt`` (blank lines skipped), or None if there is none."""
-    path = Path(root) / "classes.txt"
-    if not path.is_file():
-        return None
-    try:
-        names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: unreadable class list ({exc})") from None
-    if not names:
-        raise DataError(f"{path}: class list is empty")
-    if len(names) > 255:
-        raise DataError(
-            f"{path}: {len(names)} classes; at most 255 fit in a uint8 mask with 255 = ignore"
-        )
-    return names
+    """Return the class names of ``root/classes.txt`` (either form), or None if there is none."""
+    classes = find_classes(root)
+    return None if classes is None else classes.names
 
 
 def hash_fraction(stem: str) -> float:
@@ -121,11 +129,14 @@ class FolderDataset:
         *,
         num_classes: int | None = None,
         val_fraction: float = 0.1,
+        classes_file: str | Path | None = None,
+        unknown_colors: str = "error",
     ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataError(f"{self.root}: folder dataset root not found")
         self.split = split or "all"
+        self.unknown_colors = check_unknown_policy(unknown_colors)
         scan = scan_folder(self.root)
         problems = []
         if scan.images_without_mask:
@@ -153,11 +164,13 @@ class FolderDataset:
         self._pairs = scan.pairs
         self.names: list[str] = self._select(sorted(scan.pairs), val_fraction)
 
-        names = read_class_names(self.root)
+        self.classes: ClassList | None = find_classes(self.root, classes_file)
+        self._color_map = self.classes.color_map() if self.classes is not None else None
+        names = self.classes.names if self.classes is not None else None
         if names is not None:
             if num_classes is not None and num_classes != len(names):
                 raise DataError(
-                    f"{self.root / 'classes.txt'}: lists {len(names)} classes but num_classes="
+                    f"{self.classes.path}: lists {len(names)} classes but num_classes="
                     f"{num_classes} was given"
                 )
             num_classes = len(names)
@@ -169,6 +182,10 @@ class FolderDataset:
             raise DataError(f"{self.root}: num_classes must be 1..255, got {num_classes}")
         self.num_classes: int = int(num_classes)
         self.class_names: list[str] = names or [f"class_{i}" for i in range(self.num_classes)]
+        self.palette: np.ndarray | None = (
+            self.classes.palette() if self.classes is not None else None
+        )
+        """``(num_classes, 3)`` uint8 class colours from a coloured classes file, else None."""
 
     def _select(self, stems: list[str], val_fraction: float) -> list[str]:
         if self.split == "all":
@@ -204,7 +221,7 @@ class FolderDataset:
         name = self.names[index]
         img_path, mask_path = self._pairs[name]
         image = read_image(img_path)
-        mask = read_mask(mask_path)
+        mask = read_mask(mask_path, self._color_map, self.unknown_colors)
         validate_pair(image, mask, self.num_classes, img_path, mask_path)
         return {"image": image, "mask": mask, "name": name}
 

@@ -15,10 +15,13 @@ Masks come back as ``(H, W)`` uint8 class indices (255 = ignore):
 
 - palette PNGs (VOC style) give their palette indices, not their colours;
 - grayscale PNGs give their values (16-bit masks must hold values <= 255);
-- RGB(A) masks: if every pixel is gray (R = G = B) the gray value is the label; otherwise every
-  colour must be a VOC colour map entry and is mapped back to its index ((224, 224, 192) -> 255).
-  Any other colour is refused with the file name and the colour, since a colour mask without its
-  palette cannot be decoded reliably.
+- RGB(A) masks: with the class colours of a coloured classes file (``color_map``, see
+  :mod:`pixelwise.data.classes`) each colour is mapped to its class, void colours to 255, and a
+  colour in no class is an error naming the file and the colour (or 255 on request). Without class
+  colours: if every pixel is gray (R = G = B) the gray value is the label; otherwise every colour
+  must be a VOC colour map entry and is mapped back to its index ((224, 224, 192) -> 255). Any other
+  colour is refused with the file name and the colour, since a colour mask without its palette
+  cannot be decoded reliably.
 
 A missing, unreadable or truncated file raises :class:`~pixelwise.errors.DataError` naming it.
 """
@@ -31,13 +34,46 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pixelwise.data.classes import ColorMap, check_unknown_policy, format_color
 from pixelwise.data.palette import IGNORE_COLOR, IGNORE_INDEX, voc_palette
 from pixelwise.errors import DataError
 
 PathLike = str | os.PathLike
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-"""File extensions treated as images by the folder dataset (case-insensitive)."""
+_COMMON_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+# Formats Pillow registers an opener for but that give no pixels here: stubs needing a handler
+# (BUFR, GRIB, HDF5, WMF), MPEG (reads only the size of a video), IPTC (metadata records).
+_UNUSABLE_FORMATS = ("MPEG", "IPTC")
+
+
+def readable_image_extensions() -> tuple[str, ...]:
+    """Return the lower-case extensions of every format this Pillow can read pixels from.
+
+    Derived from ``PIL.Image.registered_extensions()``, keeping formats with an opener
+    (``Image.OPEN``) that are not stubs; EPS/PS only when Ghostscript is installed. The common
+    ``.jpg .jpeg .png .bmp`` come first, the rest sorted (``.tif .tiff .webp .gif .ppm ...``).
+    """
+    from PIL import EpsImagePlugin, ImageFile
+
+    found = set()
+    for ext, fmt in Image.registered_extensions().items():
+        opener = Image.OPEN.get(fmt)
+        if opener is None or fmt in _UNUSABLE_FORMATS:
+            continue
+        factory = opener[0]
+        if isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile):
+            continue
+        if fmt == "EPS" and not EpsImagePlugin.has_ghostscript():
+            continue
+        found.add(ext.lower())
+    rest = sorted(found - set(_COMMON_EXTENSIONS))
+    return tuple(e for e in _COMMON_EXTENSIONS if e in found) + tuple(rest)
+
+
+IMAGE_EXTENSIONS = readable_image_extensions()
+"""File extensions treated as images by the folder dataset (case-insensitive): every format the
+installed Pillow reads (see :func:`readable_image_extensions`)."""
 
 
 def _open(path: PathLike, what: str) -> Image.Image:
@@ -113,14 +149,56 @@ def _colour_lookup() -> dict[int, int]:
     return table
 
 
-def read_mask(path: PathLike) -> np.ndarray:
+def read_mask(
+    path: PathLike, color_map: ColorMap | None = None, unknown_colors: str = "error"
+) -> np.ndarray:
     """Read a label mask; return ``(H, W)`` uint8 class indices (255 = ignore).
 
-    Palette and grayscale PNGs are read as indices; RGB masks are decoded as described in the
-    module docstring; anything else raises :class:`DataError` naming the file.
+    Palette and grayscale PNGs are read as indices. RGB masks are decoded by ``color_map`` (the
+    class colours of a coloured classes file) when given, else as described in the module
+    docstring. A colour in no class raises :class:`DataError` naming the file and the colour, or
+    becomes 255 with ``unknown_colors="ignore"``. Anything else unreadable raises DataError.
+    """
+    if color_map is None:
+        return _read_index_mask(path)
+    check_unknown_policy(unknown_colors)
+    mask, unknown = read_color_mask(path, color_map)
+    if unknown and unknown_colors == "error":
+        colour, count = unknown[0]
+        more = f"; {len(unknown)} colours in no class in all" if len(unknown) > 1 else ""
+        raise DataError(
+            f"{path}: colour {format_color(colour)} ({count} px{more}) is in no class of "
+            f"{color_map.source}; add it there (as a class, or as `void R G B` to ignore it) or "
+            "load with unknown_colors='ignore'"
+        )
+    return mask
+
+
+def read_color_mask(
+    path: PathLike, color_map: ColorMap
+) -> tuple[np.ndarray, list[tuple[tuple[int, int, int], int]]]:
+    """Read a mask with class colours; return ``(mask, unknown)``.
+
+    RGB(A) masks (alpha ignored) are mapped through ``color_map``: class colours to their index,
+    void colours to 255; pixels of any other colour are 255 and listed in ``unknown`` as
+    ``((r, g, b), pixels)``, most pixels first. Palette, grayscale and 16-bit masks are indices
+    (``unknown`` empty).
     """
     img = _open(path, "mask")
     img = _upright(img, path, "mask")
+    if img.mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
+        return _index_mask(img, path), []
+    return color_map.decode(np.asarray(img)[:, :, :3])
+
+
+def _read_index_mask(path: PathLike) -> np.ndarray:
+    img = _open(path, "mask")
+    img = _upright(img, path, "mask")
+    return _index_mask(img, path)
+
+
+def _index_mask(img: Image.Image, path: PathLike) -> np.ndarray:
+    """Labels of an opened mask (the rules of the module docstring, without class colours)."""
     mode = img.mode
     if mode in ("P", "L", "1"):
         return np.array(img, dtype=np.uint8)  # a writable copy
