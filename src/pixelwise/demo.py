@@ -137,7 +137,7 @@ def _run(out: Path, seed: int, quick: bool, threads: int, progress: bool, settin
     timings["total"] = time.perf_counter() - t0
     summary = {"settings": asdict(s), "seed": seed, "timings_s": timings, "results": results,
                "class_names": evaluated["class_names"], "mean_boxes": evaluated["mean_boxes"],
-               "backbone": backbone, "machine": machine(threads)}
+               "backbone": backbone, "machine": machine(threads), "collapsed": evaluated.get("collapsed", {})}
     (out / "results.json").write_text(to_json(summary, indent=1), encoding="utf-8")
     (out / "report.md").write_text(_report(summary, s, seed, quick), encoding="utf-8")
     phase(f"done in {timings['total']:.0f} s: mean IU " + ", ".join(
@@ -213,6 +213,7 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         "",
         f"All-background baseline: mean IU about {100 * _background_baseline(res['FCN-8s']):.1f}.",
         "",
+        *[line for note in summary.get("collapsed", {}).values() for line in (f"**Collapsed**: {note}.", "")],
         "IU by object size (mean IU over the classes, on the pixels of small / medium / large objects and background):",
         "",
     ]

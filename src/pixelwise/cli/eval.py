@@ -8,6 +8,7 @@ matrix is summed over processes, so the metrics equal a single-process run).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pixelwise.cli.options import add_box_rule_options, apply_as_released, parse_key_values
 from pixelwise.errors import PixelwiseError
@@ -65,5 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{results['model']} on {results['dataset']} {results['split']} ({results['images']} images, "
               f"{results['mode']}, {results['seconds']:.1f} s)")
         print(results_text(results))
+        if results.get("collapsed"):
+            print(f"pixelwise eval: {results['collapsed']}", file=sys.stderr)
         print(f"wrote {results['out']}/results.json and confusion.png")
     return 0

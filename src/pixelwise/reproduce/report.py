@@ -210,6 +210,8 @@ def write_report(results: dict, out: Path) -> None:
     ]
     for title, table in tables.values():
         text += [f"## {title}", "", table, ""]
+    if results.get("collapsed"):
+        text += ["## Collapsed models", "", *[f"- {note}" for note in results["collapsed"].values()], ""]
     text += ["## The papers' claims on this data", "", claims_table(results["claims"]), ""]
     if grid["image"]:
         text += ["## Examples", "", "![comparison](comparison.png)", ""]

@@ -31,9 +31,10 @@ from pixelwise.metrics import ConfusionMatrix, SizeBucketIU
 from pixelwise.models.ensemble import combine_scores
 from pixelwise.models.flops import count_parameters
 from pixelwise.reproduce.config import FCN_MODELS, ReproduceConfig
-from pixelwise.reproduce.report import claim_checks, write_report
+from pixelwise.reproduce.report import claim_checks, name_of, write_report
 from pixelwise.reproduce.upper_bound import upper_bound_miou
 from pixelwise.runtime import resolve_device
+from pixelwise.train.diagnose import collapse_notes
 
 
 @dataclass
@@ -210,7 +211,8 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
 def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callable[[str], None], *,
                  names: tuple[str, ...] = (*FCN_MODELS, "deconvnet", *ENSEMBLES), memory: bool = True) -> dict:
     """Evaluate the models ``names`` (and, with ``cfg.crf``, each after a dense CRF) on the
-    validation split; return the results dict (metrics per model, grid images, upper bound, ...)."""
+    validation split; return the results dict (metrics per model, grid images, upper bound,
+    ``collapsed``: a line per model that predicts one class on (nearly) every pixel, logged too, ...)."""
     device = resolve_device(cfg.device)
     val = build_dataset(cfg.dataset, root=cfg.data_root, split=cfg.val_split, **cfg.data_options)
     n = len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))
@@ -263,6 +265,9 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         results[name]["params"] = int(sum(count_parameters(models[p]) for p in parts))
         results[name]["train_seconds"] = float(sum(checkpoints[p]["train_seconds"] for p in parts))
         results[name]["peak_mb"] = _peak_memory(cfg, [checkpoints[p]["checkpoint"] for p in parts], first) if memory else None
+    collapsed = collapse_notes(results, list(val.class_names), display=name_of)
+    for note in collapsed.values():
+        log(note)
     return {
         "models": results,
         "class_names": list(val.class_names),
@@ -270,6 +275,7 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         "mean_boxes": float(np.mean(boxes_used)) if boxes_used else 0.0,
         "upper_bound": {str(f): r for f, r in upper_bound_miou(masks, num_classes).items()},
         "grid": grid,
+        "collapsed": collapsed,
     }
 
 

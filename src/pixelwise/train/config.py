@@ -189,6 +189,12 @@ class TrainConfig:
                 raise PixelwiseError(f"{source}: {name} must be >= 0, got {getattr(self, name)}")
         if self.deep_supervision < 0:
             raise PixelwiseError(f"{source}: deep_supervision must be >= 0, got {self.deep_supervision}")
+        if not self.focal_gamma >= 0 or not self.focal_gamma < float("inf"):
+            raise PixelwiseError(f"{source}: focal_gamma must be a number >= 0, got {self.focal_gamma}")
+        if self.class_weights is not None and self.class_weights.strip() != "median-freq":
+            from pixelwise.train.losses import parse_class_weights  # the count is checked once classes are known
+
+            parse_class_weights(self.class_weights, source=f"{source}: class_weights")
         if self.lr <= 0 or not self.lr < float("inf"):
             raise PixelwiseError(f"{source}: lr must be a positive number, got {self.lr}")
         for name in ("object_enlarge", "proposal_iou", "scale_range"):

@@ -8,8 +8,9 @@ Modes:
   :func:`pixelwise.inference.segment` (crops of object proposals, aggregated in image space).
 
 Outputs in ``out``: ``results.json`` (the four metrics, per-class IU and accuracy, size-bucket IU
-when the dataset has size maps, the confusion matrix, what was evaluated, timing) and
-``confusion.png``.
+when the dataset has size maps, the confusion matrix, what was evaluated, timing, and
+``collapsed``: the line of :func:`pixelwise.train.diagnose.collapse_message` when the model predicts
+one class on (nearly) every pixel, else null) and ``confusion.png``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pixelwise.metrics import ConfusionMatrix, SizeBucketIU, format_size_table, 
 from pixelwise.train import data as tdata
 from pixelwise.train import distributed as dist_utils
 from pixelwise.train.config import TrainConfig
+from pixelwise.train.diagnose import collapse_message, display_name
 from pixelwise.train.loop import evaluate, gather_results
 from pixelwise.train.runlog import to_json
 from pixelwise.viz.confusion import plot_confusion
@@ -165,6 +167,8 @@ def run_eval(
         "class_names": list(class_names),
         "world_size": info.world_size,
     })
+    results["collapsed"] = collapse_message(results["confusion"], class_names, model=display_name(results["model"]),
+                                            where=f"eval on {cfg.dataset} {cfg.val_split}")
     out_dir = Path(out) if out else Path(checkpoint).resolve().parent / f"eval-{cfg.val_split}"
     results["out"] = str(out_dir)
     if info.is_main:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -44,21 +44,29 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, *, reduction: 
     return total / valid.clamp_min(1)
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""A training loss: ``(logits (N, C, H, W), labels (N, H, W))`` -> scalar (see :mod:`pixelwise.train.losses`)."""
+
+
 def training_loss(output: torch.Tensor | tuple, target: torch.Tensor, *, reduction: str = "mean",
-                  ignore_index: int = 255, aux_weight: float = 0.0) -> torch.Tensor:
+                  ignore_index: int = 255, aux_weight: float = 0.0, loss_fn: LossFn | None = None) -> torch.Tensor:
     """Return the scalar training loss of a model's output against ``(N, H, W)`` labels.
 
     ``output`` is ``(N, C, H, W)`` logits, or ``(logits, aux)`` from a deeply supervised model
     (:class:`AuxOutputs`): then each ``(N, C, h, w)`` aux map is upsampled (bilinear) to the label
-    size and its loss, times ``aux_weight``, is added to the main loss.
+    size and its loss, times ``aux_weight``, is added to the main loss. ``loss_fn`` scores every
+    map (default: :func:`segmentation_loss` with ``reduction`` and ``ignore_index``).
     """
+    if loss_fn is None:
+        def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return segmentation_loss(x, y, reduction=reduction, ignore_index=ignore_index)
     if not isinstance(output, tuple):
-        return segmentation_loss(output, target, reduction=reduction, ignore_index=ignore_index)
+        return loss_fn(output, target)
     logits, aux = output
-    loss = segmentation_loss(logits, target, reduction=reduction, ignore_index=ignore_index)
+    loss = loss_fn(logits, target)
     for scores in aux:
         up = F.interpolate(scores.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
-        loss = loss + aux_weight * segmentation_loss(up, target, reduction=reduction, ignore_index=ignore_index)
+        loss = loss + aux_weight * loss_fn(up, target)
     return loss
 
 
@@ -113,12 +121,14 @@ def train_step(
     scaler: torch.amp.GradScaler | None = None,
     channels_last: bool = False,
     aux_weight: float = 0.0,
+    loss_fn: LossFn | None = None,
 ) -> float:
     """Run one optimiser step over ``micro_batches`` (gradient accumulation) and return the mean loss.
 
     ``module`` maps ``(N, 3, H, W)`` -> ``(N, C, H, W)``, or to ``(logits, aux)`` with deep
     supervision (see :func:`training_loss`; may be a DDP wrapper: gradients are then synchronised on
-    the last micro-batch only). The caller steps the lr scheduler.
+    the last micro-batch only). ``loss_fn``: the loss (default: cross-entropy with ``reduction`` and
+    ``ignore_index``). The caller steps the lr scheduler.
     """
     optimizer.zero_grad(set_to_none=True)
     n = len(micro_batches)
@@ -134,7 +144,7 @@ def train_step(
             with autocast(device, precision):
                 output = module(images)
             loss = training_loss(output, masks, reduction=reduction, ignore_index=ignore_index,
-                                 aux_weight=aux_weight) / n
+                                 aux_weight=aux_weight, loss_fn=loss_fn) / n
             if scaler is not None:
                 scaler.scale(loss).backward()
             else:
@@ -159,9 +169,10 @@ def train_steps(
     device: torch.device | str = "cpu",
     reduction: str = "mean",
     ignore_index: int = 255,
+    loss_fn: LossFn | None = None,
 ) -> list[float]:
     """Train ``model`` for ``steps`` optimiser steps of ``iter_size`` batches each from
-    ``batches`` (cycled if shorter); return the per-step losses."""
+    ``batches`` (cycled if shorter); return the per-step losses. ``loss_fn``: see :func:`train_step`."""
     device = torch.device(device)
     model.train()
     source: Iterator = iter(batches)
@@ -175,7 +186,7 @@ def train_steps(
                 source = iter(batches)
                 micro.append(next(source))
         losses.append(train_step(model, optimizer, micro, device=device, reduction=reduction,
-                                 ignore_index=ignore_index))
+                                 ignore_index=ignore_index, loss_fn=loss_fn))
         if scheduler is not None:
             scheduler.step()
     return losses

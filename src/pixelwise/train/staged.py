@@ -76,6 +76,9 @@ def run_one(cfg: TrainConfig, overrides: dict, *, resume: str | None = None,
             return fit(cfg, on_step=on_step)
         ckpt = load_training_checkpoint(path)
         saved = dict(ckpt["config"])
+        if overrides.get("class_weights") == "median-freq" and saved.get("class_weights") not in (None, "median-freq"):
+            # the checkpoint's config holds the median-frequency weights computed when the run started
+            overrides = {k: v for k, v in overrides.items() if k != "class_weights"}
         changed = sorted(k for k, v in overrides.items() if k in saved and saved[k] != v)
         merged = TrainConfig.from_dict({**saved, **overrides}, source=f"{path} + options")
         if changed:

@@ -43,9 +43,12 @@ from pixelwise.train.checkpointing import (
     training_checkpoint,
 )
 from pixelwise.train.config import TrainConfig, save_yaml
+from pixelwise.train.diagnose import validation_note
 from pixelwise.train.loop import AnySize, AuxOutputs, evaluate, finite, train_step
+from pixelwise.train.losses import build_loss, resolve_class_weights
 from pixelwise.train.optim import build_optimizer, build_scheduler, check_lr_loss
-from pixelwise.train.runlog import RunLog, read_log
+from pixelwise.train.runlog import read_log
+from pixelwise.train.tblog import TensorBoardRunLog, require_tensorboard
 from pixelwise.viz.curves import plot_curves
 
 
@@ -219,6 +222,8 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
         torch.set_flush_denormal(True)  # tiny gradients/moments otherwise hit the slow denormal path
     out = Path(cfg.out)
     main = info.is_main
+    if cfg.tensorboard:
+        require_tensorboard()  # before any data is read
     if main:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -230,6 +235,13 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
             f"--num-classes {num_classes} is smaller than the dataset's {train_ds.num_classes} classes"
         )
     class_names = _class_names(train_ds, num_classes)
+    class_weights = resolve_class_weights(cfg, train_ds.base, num_classes, device=device, rank=info.rank,
+                                          world_size=info.world_size, progress=cfg.progress and main,
+                                          saved=(resume or {}).get("config", {}).get("class_weights"))
+    if class_weights is not None:
+        say(class_weights.message(class_names))
+        cfg = cfg.replace(class_weights=class_weights.spec())  # config.yaml and checkpoints keep the values
+    criterion = build_loss(cfg, num_classes)
     val_loader = None
     if cfg.val_split:
         val_ds = tdata.val_dataset(cfg)
@@ -252,7 +264,7 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
     if cfg.precision == "fp16" and device.type != "cuda":
         raise PixelwiseError("--precision fp16 needs CUDA; on CPU use --precision bf16")
 
-    log = RunLog(out / "log.jsonl", enabled=main)
+    log = TensorBoardRunLog(out / "log.jsonl", enabled=main, tensorboard=cfg.tensorboard)
     config_dict = cfg.to_dict()
     if resume is not None:
         progress, exact = restore_training(resume, model=model, optimizer=optimizer, scheduler=scheduler,
@@ -282,6 +294,8 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
             torch.manual_seed(cfg.seed + 1000 * info.rank)  # own dropout stream per process
     if main:
         save_yaml(cfg, out / "config.yaml")
+    if class_weights is not None:
+        log.write({"type": "event", "step": progress.step, **class_weights.record()})
 
     if cfg.deep_supervision:
         module: nn.Module = AuxOutputs(model)
@@ -343,6 +357,14 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
         log.write(record)
         say(f"step {progress.step}: val mean IU {100 * results['mean_iu']:.1f}, pixel acc "
             f"{100 * results['pixel_acc']:.1f} ({results['images']} images)")
+        note = validation_note(results, cfg.model, class_names, step=progress.step,
+                               log_path=out / "log.jsonl" if main else None)
+        if note:
+            say(note)
+            log.write({"type": "event", "event": "collapsed", "step": progress.step, "message": note})
+        if main:
+            log.validation_details(progress.step, results, class_names, model=model, dataset=val_ds, device=device,
+                                   precision=cfg.precision, resize=cfg.eval_resize, note=note)
         return results
 
     def checkpoint_with(results: dict | None) -> None:
@@ -377,7 +399,8 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
             try:
                 loss = train_step(module, optimizer, micro, device=device, reduction=cfg.loss_reduction,
                                   ignore_index=cfg.ignore_index, precision=cfg.precision, scaler=scaler,
-                                  channels_last=cfg.channels_last, aux_weight=cfg.deep_supervision)
+                                  channels_last=cfg.channels_last, aux_weight=cfg.deep_supervision,
+                                  loss_fn=criterion)
             except ValueError as exc:
                 if "more than 1 value per channel" not in str(exc):
                     raise
