@@ -13,24 +13,24 @@ A checkpoint is a dict saved with ``torch.save``::
      "pixelwise_version": "0.1.0"}
 
 Writes are atomic (temporary file in the same folder, fsync, rename), so a crash never leaves a
-half-written checkpoint under the real name.
+half-written checkpoint under the real name; a path that cannot be written raises
+:class:`pixelwise.fileio.WriteError` (``cannot write PATH: REASON``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.errors import CheckpointError
+from pixelwise.fileio import atomic_file  # noqa: F401  (imported from here by older code)
 
 FORMAT = "pixelwise.checkpoint"
 VERSION = 1
@@ -64,23 +64,6 @@ def make_checkpoint(
         "metrics": metrics,
         "pixelwise_version": __version__,
     }
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; when the block succeeds, rename it onto ``path``
-    (so a crash never leaves a half-written file under the real name); otherwise delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:

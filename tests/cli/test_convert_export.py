@@ -47,6 +47,10 @@ def test_convert_caffemodel_then_load_and_export(tmp_path, fcn8s_caffemodel, cap
     assert main(["export", "--checkpoint", str(ckpt), "-o", str(onnx_path), "--size", "64", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert onnx_path.is_file() and "input sizes: any" in out
+    # the default exporter is dynamo where onnxscript is installed, else TorchScript
+    from pixelwise.weights.onnx_export import dynamo_unavailable
+
+    assert f"{'torchscript' if dynamo_unavailable() else 'dynamo'} exporter" in out
     assert len(re.findall(r"onnxruntime vs torch at \d+x\d+", out)) == 2
     diff = float(re.search(r"^max abs diff: (\S+)", out, re.M).group(1))
     logits = max(float(v) for v in re.findall(r"logits up to (\S+);", out))
@@ -74,9 +78,21 @@ def test_convert_torchvision_backbone(tmp_path, capsys):
 def test_export_untrained_model_by_name(tmp_path, capsys):
     out_path = tmp_path / "deconvnet.onnx"
     assert main(["export", "--model", "deconvnet", "--width", str(WIDTH), "--num-classes", "3",
-                 "-o", str(out_path), "--quiet", "--no-check"]) == 0
+                 "-o", str(out_path), "--quiet", "--no-check", "--exporter", "torchscript"]) == 0
     out = capsys.readouterr().out
     assert out_path.is_file() and "multiple_of_32_min_224" in out and "max abs diff" not in out
+    assert "opset 17" in out and "torchscript exporter" in out
+
+
+def test_export_auto_notes_a_switch_to_torchscript(tmp_path, capsys):
+    out_path = tmp_path / "fcn32s.onnx"
+    assert main(["export", "--model", "fcn32s", "--width", str(WIDTH), "--num-classes", "3", "--size", "64",
+                 "-o", str(out_path), "--quiet", "--opset", "17"]) == 0
+    captured = capsys.readouterr()
+    assert "opset 17" in captured.out and "torchscript exporter" in captured.out
+    assert len(re.findall(r"onnxruntime vs torch at \d+x\d+", captured.out)) == 2
+    (note,) = captured.err.strip().splitlines()
+    assert note.startswith("pixelwise export: note: ") and "used the TorchScript exporter" in note
 
 
 @pytest.mark.parametrize(
@@ -85,6 +101,7 @@ def test_export_untrained_model_by_name(tmp_path, capsys):
         (["export", "--model", "deconvnet", "--width", "0.03125", "--size", "100", "-o", "x.onnx"], "multiples of 32"),
         (["export", "--model", "nope", "-o", "x.onnx"], "unknown model 'nope'"),
         (["export", "--checkpoint", "missing.pt", "-o", "x.onnx"], "no such checkpoint"),
+        (["export", "--model", "fcn8s", "--exporter", "dynamo", "--opset", "17", "-o", "x.onnx"], "opset >= 18"),
         (["convert", "missing.caffemodel", "-o", "x.pt"], "no such file"),
         (["convert", "SRC", "--map", "seg_score", "-o", "x.pt"], "MODULE=LAYER"),
     ],

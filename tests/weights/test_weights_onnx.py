@@ -1,4 +1,5 @@
-"""ONNX export of every model, checked in ONNX Runtime; the OnnxModel engine."""
+"""ONNX export of every model with both exporters (dynamo and TorchScript), checked in ONNX
+Runtime; exporter choice and fallback; the OnnxModel engine."""
 
 import json
 
@@ -12,7 +13,14 @@ from pixelwise.convention import TORCHVISION_RGB
 from pixelwise.errors import CheckpointError, PixelwiseError
 from pixelwise.models.ensemble import combine_scores
 from pixelwise.weights.onnx_engine import OnnxModel
-from pixelwise.weights.onnx_export import example_input, export_onnx, read_metadata, scatter_max_unpool2d
+from pixelwise.weights import onnx_export
+from pixelwise.weights.onnx_export import (
+    dynamo_unavailable,
+    example_input,
+    export_onnx,
+    read_metadata,
+    scatter_max_unpool2d,
+)
 
 WIDTH = 1 / 32
 CLASSES = 4
@@ -22,6 +30,12 @@ TOLERANCE = 1e-4
 FCN_MODELS = ["fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce"]
 SWITCH_MODELS = ["deconvnet", "edeconvnet"]  # max-unpooling: compared on tie-free inputs
 CLASS_NAMES = [f"class{i}" for i in range(CLASSES)]
+# every parity test runs once per exporter; dynamo needs onnxscript (skipped without it)
+EXPORTERS = [
+    pytest.param("dynamo", marks=pytest.mark.skipif(dynamo_unavailable() is not None,
+                                                    reason=f"dynamo exporter: {dynamo_unavailable()}")),
+    "torchscript",
+]
 
 
 def _trained_like(name: str, size: int = 224, **kw):
@@ -34,27 +48,34 @@ def _trained_like(name: str, size: int = 224, **kw):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """name -> (model, path, report); each model is made and exported once for this module."""
-    cache = {}
+    """(name, exporter) -> (model, path, report); each model is made once for this module and
+    exported once per exporter."""
+    models, files = {}, {}
     folder = tmp_path_factory.mktemp("onnx")
 
-    def get(name):
-        if name not in cache:
-            fcn = name.startswith("fcn")
+    def model_of(name):
+        if name not in models:
             if name == "edeconvnet":  # the ensemble of the two members made here already
                 model = pixelwise.create_model(name, num_classes=CLASSES, width=WIDTH, min_channels=1)
-                model.fcn.load_state_dict(get("fcn8s")[0].state_dict())
-                model.deconvnet.load_state_dict(get("deconvnet")[0].state_dict())
-                model.eval()
+                model.fcn.load_state_dict(model_of("fcn8s").state_dict())
+                model.deconvnet.load_state_dict(model_of("deconvnet").state_dict())
+                models[name] = model.eval()
             else:
-                model = _trained_like(name, size=64 if fcn else 224)
-            path = folder / f"{name}.onnx"
+                models[name] = _trained_like(name, size=64 if name.startswith("fcn") else 224)
+        return models[name]
+
+    def get(name, exporter="torchscript"):
+        if (name, exporter) not in files:
+            fcn = name.startswith("fcn")
+            model = model_of(name)
+            path = folder / f"{name}-{exporter}.onnx"
             # FCN exports at 64x48 and is checked there and at 101x69; the switch models are
             # compared in their tests on tie-free inputs instead
             report = export_onnx(model, path, height=64 if fcn else 224, width=48 if fcn else 224,
-                                 check=fcn, class_names=CLASS_NAMES)
-            cache[name] = (model, path, report)
-        return cache[name]
+                                 check=fcn, class_names=CLASS_NAMES, exporter=exporter)
+            assert report.exporter == exporter and not report.notes
+            files[name, exporter] = (model, path, report)
+        return files[name, exporter]
 
     return get
 
@@ -87,10 +108,12 @@ def test_scatter_unpool_equals_max_unpool():
     assert torch.equal(scatter_max_unpool2d(pooled, idx, 2), F.max_unpool2d(pooled, idx, 2))
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("name", FCN_MODELS)
-def test_fcn_family_exports_with_dynamic_size(exported, name):
-    model, path, report = exported(name)
+def test_fcn_family_exports_with_dynamic_size(exported, name, exporter):
+    model, path, report = exported(name, exporter)
     assert report.input_sizes == "any" and report.dynamic
+    assert report.opset == (18 if exporter == "dynamo" else 17)
     # checked at the export size and at a second, odd size (64+37 x 48+21)
     assert [(c.height, c.width) for c in report.checks] == [(64, 48), (101, 69)]
     for check in report.checks:
@@ -108,14 +131,28 @@ def test_engine_runs_other_sizes_and_batches(exported):
     assert _rel(out, ref) < TOLERANCE
 
 
-def test_fcn_pad_free_mode_exports(tmp_path):
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_fcn_pad_free_mode_exports(tmp_path, exporter):
     model = _trained_like("fcn8s", size=64, pad100=False)
-    report = export_onnx(model, tmp_path / "padfree.onnx", height=64)
+    report = export_onnx(model, tmp_path / "padfree.onnx", height=64, exporter=exporter)
+    assert report.exporter == exporter and report.input_sizes == "any"
     assert len(report.checks) == 2 and all(c.relative_diff < TOLERANCE for c in report.checks)
 
 
-def test_deconvnet_exports_with_multiple_of_32_sizes(exported):
-    model, path, report = exported("deconvnet")
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_fcn_pad_input_to_exports_at_fixed_size(tmp_path, exporter):
+    # the DeconvNet release's fcn-8s-pascal protocol: 64x48 zero-padded to 96x96, scores cropped back
+    model = _trained_like("fcn8s", size=64, pad_input_to=96)
+    report = export_onnx(model, tmp_path / "padded.onnx", height=64, width=48, exporter=exporter)
+    assert report.exporter == exporter and report.input_sizes == "fixed:64x48" and not report.dynamic
+    assert [(c.height, c.width) for c in report.checks] == [(64, 48)]
+    assert report.checks[0].max_abs_output > 1 and report.checks[0].relative_diff < TOLERANCE
+    assert OnnxModel(tmp_path / "padded.onnx")(example_input(model.input_convention, 2, 64, 48)).shape == (2, 4, 64, 48)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_deconvnet_exports_with_multiple_of_32_sizes(exported, exporter):
+    model, path, report = exported("deconvnet", exporter)
     assert report.input_sizes == "multiple_of_32_min_224" and report.dynamic
     engine = OnnxModel(path)
     x = _tie_free_input(model, (224, 224))
@@ -132,8 +169,9 @@ def test_deconvnet_exports_with_multiple_of_32_sizes(exported):
     assert _rel(engine.forward_any_size(x), ref) < TOLERANCE
 
 
-def test_edeconvnet_exports_at_fixed_size(exported):
-    model, path, report = exported("edeconvnet")
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_edeconvnet_exports_at_fixed_size(exported, exporter):
+    model, path, report = exported("edeconvnet", exporter)
     assert report.input_sizes == "fixed:224x224" and not report.dynamic
     engine = OnnxModel(path)
     x = _tie_free_input(model, (224, 224), batch=2)  # batch stays dynamic
@@ -162,7 +200,7 @@ def test_metadata_round_trip(exported, tmp_path):
     assert engine.eval() is engine and engine.to("cpu") is engine
     # the convention is the model's, or the one given
     other = tmp_path / "rgb.onnx"
-    export_onnx(model, other, height=64, check=False, input_convention=TORCHVISION_RGB)
+    export_onnx(model, other, height=64, check=False, input_convention=TORCHVISION_RGB, exporter="torchscript")
     assert OnnxModel(other).input_convention == TORCHVISION_RGB
 
 
@@ -182,3 +220,79 @@ def test_deconvnet_bad_export_size():
     model = pixelwise.create_model("deconvnet", num_classes=CLASSES, width=WIDTH)
     with pytest.raises(PixelwiseError, match="multiples of 32"):
         export_onnx(model, "unused.onnx", height=100)
+
+
+# -- exporter choice, fallback and write errors (fast: TorchScript exports or none) ----------------
+
+
+def test_choose_exporter(monkeypatch):
+    monkeypatch.setattr(onnx_export, "dynamo_unavailable", lambda: None)
+    assert onnx_export.choose_exporter("auto", None) == ("dynamo", [])
+    assert onnx_export.choose_exporter("dynamo", 18) == ("dynamo", [])
+    assert onnx_export.choose_exporter("torchscript", None) == ("torchscript", [])
+    kind, notes = onnx_export.choose_exporter("auto", 17)
+    assert kind == "torchscript" and len(notes) == 1 and "opset 17" in notes[0]
+    with pytest.raises(PixelwiseError, match="opset >= 18, got 17"):
+        onnx_export.choose_exporter("dynamo", 17)
+    with pytest.raises(PixelwiseError, match="unknown ONNX exporter 'jit'"):
+        onnx_export.choose_exporter("jit", None)
+    # without onnxscript: auto takes TorchScript with a note, dynamo is an error
+    monkeypatch.setattr(onnx_export, "dynamo_unavailable", lambda: "onnxscript is not installed")
+    kind, notes = onnx_export.choose_exporter("auto", None)
+    assert kind == "torchscript" and notes == ["the dynamo exporter is not available, onnxscript is not installed: "
+                                               "used the TorchScript exporter"]
+    with pytest.raises(PixelwiseError, match="cannot run: onnxscript is not installed"):
+        onnx_export.choose_exporter("dynamo", None)
+
+
+def test_auto_falls_back_to_torchscript_with_a_note(monkeypatch, tmp_path):
+    model = pixelwise.create_model("fcn32s", num_classes=CLASSES, width=WIDTH, min_channels=1).eval()
+    original = onnx_export._run_exporter
+
+    def dynamo_fails(kind, *args, **kwargs):
+        if kind == "dynamo":
+            raise RuntimeError("outer") from NotImplementedError("no ONNX translation for aten::foo")
+        return original(kind, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "dynamo_unavailable", lambda: None)
+    monkeypatch.setattr(onnx_export, "_run_exporter", dynamo_fails)
+    path = tmp_path / "m.onnx"
+    report = export_onnx(model, path, height=64, exporter="auto")
+    assert report.exporter == "torchscript" and report.opset == 17
+    assert report.notes == ["the dynamo exporter failed (NotImplementedError: no ONNX translation for aten::foo): "
+                            "used the TorchScript exporter"]
+    assert all(c.relative_diff < TOLERANCE for c in report.checks) and len(report.checks) == 2
+    # asked for by name, a failing exporter is one error line and the old file stays as it was
+    path.write_bytes(b"previous export")
+    with pytest.raises(PixelwiseError, match=r"m\.onnx: the dynamo exporter failed: NotImplementedError: no ONNX"):
+        export_onnx(model, path, height=64, exporter="dynamo")
+    assert path.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temporary file left
+
+
+def test_export_to_a_path_that_cannot_be_written(tmp_path):
+    from pixelwise.fileio import WriteError
+
+    model = pixelwise.create_model("fcn32s", num_classes=CLASSES, width=WIDTH, min_channels=1)
+    with pytest.raises(WriteError, match="it is a directory"):
+        export_onnx(model, tmp_path, height=64, exporter="torchscript")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(WriteError, match=r"file[/\\]m\.onnx: .*file is not a directory"):
+        export_onnx(model, tmp_path / "file" / "m.onnx", height=64, exporter="torchscript")
+
+
+def test_dynamo_graph_with_a_fixed_axis_is_refused():
+    # torch.onnx may narrow a declared dimension to a constant instead of failing; caught here
+    class Graph:
+        def __init__(self, shape):
+            self.inputs = [type("Value", (), {"shape": shape})()]
+
+    def program(shape):
+        return type("Program", (), {"model": type("Model", (), {"graph": Graph(shape)})()})()
+
+    onnx_export._check_dynamic_axes(program(["batch", 3, "height", "width"]), "any")
+    onnx_export._check_dynamic_axes(program(["batch", 3, 224, 224]), "fixed:224x224")
+    with pytest.raises(RuntimeError, match="fixed the batch to 1"):
+        onnx_export._check_dynamic_axes(program([1, 3, 224, 224]), "fixed:224x224")
+    with pytest.raises(RuntimeError, match="fixed the height to 64, width to 48"):
+        onnx_export._check_dynamic_axes(program(["batch", 3, 64, 48]), "any")

@@ -189,7 +189,7 @@ def run_cases(
     from tqdm import tqdm
 
     tasks = [(case, engine) for case, engines in plan for engine in engines]
-    bar = tqdm(tasks, desc="bench", unit="run", disable=not progress, file=sys.stderr)
+    bar = tqdm(tasks, desc="bench", unit="run", disable=not progress or None, file=sys.stderr)
     for case, engine in bar:
         bar.set_postfix_str(f"{case.label()} [{engine}]")
         if isolate and not skip_reason(case, engine):

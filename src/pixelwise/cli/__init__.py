@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = [
     "data",
     "predict",
     "compare",
+    "serve",
     "ensemble",
     "pretrain",
     "train",
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # a file error no command turned into a PixelwiseError: one line naming the file, no traceback
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"pixelwise {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     return int(code or 0)
 
 

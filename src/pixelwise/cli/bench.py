@@ -140,7 +140,12 @@ def run(args: argparse.Namespace) -> int:
         raise PixelwiseError(f"--threads must be >= 1, got {args.threads}")
     plan = build_plan(args)
     isolate = (not args.quick) if args.isolate is None else args.isolate
-    out_file = open(args.output, "w") if args.output else None
+    out_file = None
+    if args.output:
+        from pixelwise.fileio import ensure_writable_file, writing
+
+        with writing(ensure_writable_file(args.output)):
+            out_file = open(args.output, "w")  # noqa: SIM115 (closed below)
 
     def emit(r: dict) -> None:
         if args.json:

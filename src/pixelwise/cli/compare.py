@@ -17,6 +17,7 @@ from pixelwise.cli.predict import add_inference_args, check_inference_args, clas
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
 from pixelwise.cli.options import parse_key_values
 from pixelwise.errors import PixelwiseError
+from pixelwise.fileio import ensure_writable_file, writing
 from pixelwise.inference.crf import CRF_DEFAULTS, dense_crf
 from pixelwise.inference.pipeline import segment
 from pixelwise.optimize import prepare_for_inference
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
         if not crf_available():
             raise PixelwiseError("--crf-for needs the optional dense CRF extra: pip install 'pixelwise[crf]' (pydensecrf2)")
+    out = ensure_writable_file(args.out)  # a bad --out fails before the models run
     rows, dataset_names = load_rows(args)
     device = resolve_device(args.device)
     columns: dict[str, list] = {}
@@ -155,9 +157,8 @@ def run(args: argparse.Namespace) -> int:
         del model
     bar.close()
     fig = comparison_grid([r["image"] for r in rows], columns, class_names, row_titles=[r["name"] for r in rows])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=args.dpi)
+    with writing(out):
+        fig.savefig(out, dpi=args.dpi)
     print(f"wrote {out}: {len(rows)} images x {len(columns) + 1} columns ({', '.join(['image', *columns])})",
           file=sys.stderr)
     return 0

@@ -74,15 +74,17 @@ def _class_names(path: str | None, num_classes: int) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import make_checkpoint, save_checkpoint
+    from pixelwise.fileio import ensure_writable_file
     from pixelwise.weights.convert import convert_weights
 
     overrides = _overrides(args.map)
+    ensure_writable_file(args.output)  # fail before reading weights that may take a minute
     model_kwargs = {}
     if args.pad_input_to is not None:
         if args.pad_input_to < 0:
             raise PixelwiseError(f"--pad-input-to must be >= 0, got {args.pad_input_to}")
         model_kwargs["pad_input_to"] = args.pad_input_to or None
-    with tqdm(total=2, desc="convert", unit="step", file=sys.stderr, disable=args.quiet) as bar:
+    with tqdm(total=2, desc="convert", unit="step", file=sys.stderr, disable=args.quiet or None) as bar:
         bar.set_postfix_str("reading weights")
         model, report = convert_weights(
             args.source, arch=args.arch, num_classes=args.num_classes, width=args.width,

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pixelwise.demo import run_demo
+    from pixelwise.fileio import ensure_writable_dir
 
+    ensure_writable_dir(args.out)  # a bad --out fails before minutes of training
     run_demo(args.out, seed=args.seed, quick=args.quick, threads=args.threads, progress=not args.no_progress)
     return 0

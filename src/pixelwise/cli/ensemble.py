@@ -70,10 +70,22 @@ def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean"
     fcn_kwargs = {k: v for k, v in fspec.items() if k not in ("name", "num_classes", "width")}
     if fspec["name"] == "fcn8s_atonce":
         fcn_kwargs.setdefault("skip_scales", dict(ATONCE_SCALES))
+    if "min_channels" in dspec and dspec["min_channels"] != fcn_kwargs.get("min_channels", dspec["min_channels"]):
+        raise CheckpointError(
+            f"{fcn_source} has min_channels {fcn_kwargs['min_channels']} but {deconvnet_source} has "
+            f"{dspec['min_channels']}; an EDeconvNet checkpoint records one width floor for both members"
+        )
+    if "input_size" in dspec:  # DeconvNet's proposal size (its fc6 kernel follows from it)
+        fcn_kwargs["input_size"] = dspec["input_size"]
     model = create_model("edeconvnet", num_classes=fspec["num_classes"], width=fspec.get("width", 1.0),
                          mode=mode, **fcn_kwargs)
+    if dspec.get("caffe_bn"):
+        model.deconvnet._use_caffe_bn()  # the authors' BN epsilon; the weights loaded below replace the shifts
+    if dspec.get("proposal_pad"):
+        model.deconvnet.proposal_pad = dspec["proposal_pad"]
     model.fcn.load_state_dict(fcn.state_dict())
-    model.deconvnet.load_state_dict(deconvnet.state_dict())
+    # deep-supervision scorers (aux_score.*) are training-only: inference never uses them
+    model.deconvnet.load_state_dict({k: v for k, v in deconvnet.state_dict().items() if not k.startswith("aux_score.")})
     if fconv is not None:
         model.input_convention = fconv
     model.class_names = list(fnames or dnames) if (fnames or dnames) else None
@@ -81,6 +93,9 @@ def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean"
 
 
 def run(args: argparse.Namespace) -> int:
+    from pixelwise.fileio import ensure_writable_file
+
+    ensure_writable_file(args.output)  # a bad -o fails before two checkpoints are read
     fcn_ckpt = load_checkpoint(args.fcn)
     dec_ckpt = load_checkpoint(args.deconvnet)
     fcn = model_from_checkpoint(fcn_ckpt, source=args.fcn)

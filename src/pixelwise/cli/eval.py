@@ -12,6 +12,7 @@ import sys
 
 from pixelwise.cli.options import add_box_rule_options, apply_as_released, parse_key_values
 from pixelwise.errors import PixelwiseError
+from pixelwise.fileio import ensure_writable_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise PixelwiseError(f"--batch-size must be >= 1, got {args.batch_size}")
     proposal_options = {"model_path": args.edge_model} if args.edge_model else None
+    if args.out:
+        ensure_writable_dir(args.out)  # a bad --out fails before the evaluation
     try:
         results = run_eval(
             args.checkpoint, dataset=args.dataset, data_root=args.data_root, data_options=parse_key_values(args.data),

@@ -33,9 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, nargs="+", default=None, metavar="PX",
                    help="export (trace) size: H or H W (default 224; DeconvNet: multiples of 32 >= 224)")
     p.add_argument("--static", action="store_true", help="fix height/width to --size (batch stays dynamic)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
+                   help="torch's ONNX exporter: dynamo (current; needs onnxscript), torchscript (deprecated "
+                   "by torch, kept as a fallback), or auto (default): dynamo where available, else or "
+                   "if it fails torchscript, with a note")
+    p.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset (default: 18 with the dynamo exporter, 17 with torchscript)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (shown only on a terminal anyway)")
     p.set_defaults(func=run)
 
 
@@ -50,7 +55,8 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixelwise.weights.onnx_export import export_onnx
+    from pixelwise.fileio import ensure_writable_file
+    from pixelwise.weights.onnx_export import choose_exporter, export_onnx
 
     if args.size is not None and len(args.size) not in (1, 2):
         raise PixelwiseError(f"--size takes H or H W, got {len(args.size)} numbers")
@@ -58,18 +64,24 @@ def run(args: argparse.Namespace) -> int:
     width = args.size[-1] if args.size else None
     if args.size and min(args.size) < 1:
         raise PixelwiseError(f"--size must be positive, got {args.size}")
-    with tqdm(total=2, desc="export", unit="step", file=sys.stderr, disable=args.quiet) as bar:
+    choose_exporter(args.exporter, args.opset)  # a bad --exporter/--opset pair fails before loading
+    ensure_writable_file(args.output)  # a bad -o fails before the model is loaded and exported
+    # disable=None: the bar only on a terminal, never in a log file or a pipe
+    with tqdm(total=2, desc="export", unit="step", file=sys.stderr, disable=args.quiet or None) as bar:
         bar.set_postfix_str("loading model")
         model = _load(args)
         bar.update(1)
-        bar.set_postfix_str("tracing + onnxruntime check")
+        bar.set_postfix_str("exporting + onnxruntime check")
         report = export_onnx(
             model, args.output, height=height, width=width, dynamic=not args.static,
-            opset=args.opset, check=not args.no_check,
+            opset=args.opset, check=not args.no_check, exporter=args.exporter,
         )
         bar.update(1)
+    for note in report.notes:
+        print(f"pixelwise export: note: {note}", file=sys.stderr)
     mb = report.file_bytes / 2**20
-    print(f"wrote {report.path} ({mb:.1f} MiB, opset {report.opset}, input sizes: {report.input_sizes})")
+    print(f"wrote {report.path} ({mb:.1f} MiB, opset {report.opset}, input sizes: {report.input_sizes}, "
+          f"{report.exporter} exporter, {report.seconds:.1f} s)")
     for c in report.checks:
         print(
             f"onnxruntime vs torch at {c.height}x{c.width}: max abs diff {c.max_abs_diff:.3g} "

@@ -22,6 +22,7 @@ from pixelwise.cli.options import add_box_rule_options, apply_as_released
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, write_image, write_mask
 from pixelwise.data.palette import VOC_CLASSES, overlay, voc_palette
 from pixelwise.errors import PixelwiseError
+from pixelwise.fileio import ensure_writable_dir, writing
 from pixelwise.inference.boxes import ENLARGE, read_box_file
 from pixelwise.inference.crf import CRF_PRESETS, DEFAULT_CRF_PRESET, crf_available
 from pixelwise.inference.pipeline import segment
@@ -300,9 +301,8 @@ def run(args: argparse.Namespace) -> int:
         raise PixelwiseError(f"--alpha must be in [0, 1], got {args.alpha}")
     check_inference_args(args)
     paths = expand_inputs(args.inputs)
+    out_dir = ensure_writable_dir(args.out)  # a bad --out fails before the model is loaded
     model = load_cli_model(args)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     names = class_names_of(model, num_classes) if num_classes else None
     palette = voc_palette(256)
@@ -325,10 +325,11 @@ def run(args: argparse.Namespace) -> int:
         if names is None:
             names = class_names_of(model, probs.shape[0])
         mask = probs.argmax(0).astype(np.uint8)
-        write_mask(out_dir / f"{stem}.png", mask, palette)
-        write_image(out_dir / f"{stem}_overlay.png", overlay(image, mask, args.alpha, palette))
-        if args.save_probs:
-            np.save(out_dir / f"{stem}_probs.npy", probs.astype(np.float16))
+        with writing(out_dir / f"{stem}.png"):  # e.g. a full disk: one line naming the file
+            write_mask(out_dir / f"{stem}.png", mask, palette)
+            write_image(out_dir / f"{stem}_overlay.png", overlay(image, mask, args.alpha, palette))
+            if args.save_probs:
+                np.save(out_dir / f"{stem}_probs.npy", probs.astype(np.float16))
         summary = {
             "image": str(path),
             "height": int(image.shape[0]),
@@ -353,7 +354,8 @@ def run(args: argparse.Namespace) -> int:
                 "seconds": round(info.get("seconds", 0.0), 4),
             },
         }
-        (out_dir / f"{stem}.json").write_text(compact_json(summary) + "\n", encoding="utf-8")
+        with writing(out_dir / f"{stem}.json"):
+            (out_dir / f"{stem}.json").write_text(compact_json(summary) + "\n", encoding="utf-8")
     done = len(paths) - len(failed)
     elapsed = time.perf_counter() - start
     print(

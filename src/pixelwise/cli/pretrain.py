@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pixelwise.errors import PixelwiseError
+    from pixelwise.fileio import ensure_writable_dir
     from pixelwise.pretrain import PretrainConfig, cached_pretrain, pretrain
     from pixelwise.pretrain.run import cache_folder
     from pixelwise.train.checkpointing import copy_atomic
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(f"pixelwise pretrain: {message}", file=sys.stderr)
 
+    if args.out:
+        ensure_writable_dir(args.out)  # a bad --out fails before the training
     result = pretrain(cfg, cache_folder(cfg)) if args.force else cached_pretrain(cfg, log=log)
     info = result.info
     log(f"held-out accuracy {100 * result.accuracy:.1f} % (training crops {100 * result.train_accuracy:.1f} %, "
@@ -67,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
     weights = result.weights
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         for src in (weights, weights.parent / "pretrain.json"):
             copy_atomic(src, out / src.name)
         weights = out / weights.name

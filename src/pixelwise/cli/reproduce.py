@@ -55,6 +55,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from pixelwise.cli.options import parse_key_values
+    from pixelwise.fileio import ensure_writable_dir
     from pixelwise.reproduce.config import ReproduceConfig
     from pixelwise.reproduce.run import reproduce
 
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         for name in ("pretrain_steps", "steps_32s", "steps_16s", "steps_8s", "steps_atonce", "steps_objects",
                      "steps_proposals"):
             setattr(cfg, name, max(1, round(getattr(cfg, name) * args.steps_scale)))
+    ensure_writable_dir(cfg.out)  # a bad --out fails before hours of training
     reproduce(cfg, log=lambda m: print(f"pixelwise reproduce: {m}", file=sys.stderr))
     print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
     return 0

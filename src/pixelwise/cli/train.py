@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from pixelwise.train.staged import launch
 
     overrides = overrides_from_args(args)
+    if overrides.get("out"):  # --out or the YAML's out: a bad folder fails before the data and model load
+        from pixelwise.fileio import ensure_writable_dir
+
+        ensure_writable_dir(overrides["out"])
     try:
         results = launch(overrides, resume=args.resume)
         main = dist_utils.is_main()

@@ -359,7 +359,7 @@ def check_dataset(
     infer = num_classes == 0
     report.num_classes = num_classes if not infer else 255
     report.items = len(items)
-    bar = tqdm(items, desc=f"checking {fmt}", unit="item", file=sys.stderr, disable=not progress)
+    bar = tqdm(items, desc=f"checking {fmt}", unit="item", file=sys.stderr, disable=not progress or None)
     for item in bar:
         _check_item(item, fmt, report)
     if infer:

@@ -168,7 +168,7 @@ def _pretrain(cfg: PretrainConfig, out: Path) -> PretrainResult:
     history = []
     batches = _batches(train, cfg.batch_size, cfg.seed)
     bar = tqdm(range(cfg.steps), desc="pretrain VGG16" + ("-BN" if cfg.batch_norm else ""), file=sys.stderr,
-               disable=not cfg.progress, dynamic_ncols=True)
+               disable=not cfg.progress or None, dynamic_ncols=True)
     model.train()
     smooth = None
     for step in bar:

@@ -234,7 +234,7 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
     grid_set = set(cfg.grid_indices)
     boxes_used = []
     masks = []
-    for i in tqdm(range(n), desc="reproduce: evaluate", disable=not cfg.progress, unit="img"):
+    for i in tqdm(range(n), desc="reproduce: evaluate", disable=not cfg.progress or None, unit="img"):
         sample = val[i]
         image = sample["image"]
         masks.append(sample["mask"])

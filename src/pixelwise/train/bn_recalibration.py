@@ -82,7 +82,7 @@ def recalibrate_bn(
     handles = [m.register_forward_pre_hook(hook) for m in layers]
     used = 0
     try:
-        bar = tqdm(total=num_batches, desc="BN statistics", disable=not progress, leave=False)
+        bar = tqdm(total=num_batches, desc="BN statistics", disable=not progress or None, leave=False)
         for batch in batches:
             if used >= num_batches:
                 break

@@ -78,7 +78,7 @@ def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, met
     start = time.perf_counter()
     indices = list(range(rank, len(base), world_size))
     boxes_used = 0
-    for i in tqdm(indices, desc="eval (proposals)", disable=not progress, leave=False):
+    for i in tqdm(indices, desc="eval (proposals)", disable=not progress or None, leave=False):
         sample = base[i]
         opts = dict(options or {})
         if method.replace("-", "_") == "gt":
@@ -177,9 +177,13 @@ def run_eval(
 
 
 def write_results(results: dict, out_dir: Path, class_names: list[str]) -> None:
-    """Write ``results.json`` and ``confusion.png`` into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(to_json(results, indent=1), encoding="utf-8")
+    """Write ``results.json`` and ``confusion.png`` into ``out_dir`` (a path that cannot be written
+    raises :class:`pixelwise.fileio.WriteError`)."""
+    from pixelwise.fileio import ensure_writable_dir, writing
+
+    ensure_writable_dir(out_dir)
+    with writing(out_dir / "results.json"):
+        (out_dir / "results.json").write_text(to_json(results, indent=1), encoding="utf-8")
     plot_confusion(results["confusion"], out_dir / "confusion.png", class_names,
                    title=f"{results.get('model', '')} on {results.get('dataset', '')} {results.get('split', '')}")
 

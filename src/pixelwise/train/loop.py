@@ -223,7 +223,7 @@ def evaluate(
     have_sizes = False
     images_seen = 0
     start = time.perf_counter()
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for batch in tqdm(loader, desc=desc, disable=not progress or None, leave=False):
         images, masks = batch[0].to(device), batch[1].to(device)
         extras = batch[2] if len(batch) > 2 else {}
         if channels_last:

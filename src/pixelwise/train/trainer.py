@@ -381,7 +381,7 @@ def _fit(cfg: TrainConfig, *, resume: dict | None, resume_source: str,
     warned = False
     metrics = None
     bar = tqdm(total=cfg.steps, initial=min(progress.step, cfg.steps), desc=f"train {cfg.model}",
-               disable=not (cfg.progress and main), dynamic_ncols=True, file=sys.stderr)
+               disable=not (cfg.progress and main) or None, dynamic_ncols=True, file=sys.stderr)
     module.train()
     window_loss, window_n, window_t = 0.0, 0, 0.0
     smooth = None

@@ -74,10 +74,12 @@ def curves_figure(runs: Mapping[str, Sequence[dict]], *, title: str | None = Non
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     """Render ``fig`` with Agg and write it as PNG; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from pixelwise.fileio import ensure_writable_file, writing
+
+    path = ensure_writable_file(path)
     FigureCanvasAgg(fig)
-    fig.savefig(path, format="png")
+    with writing(path):
+        fig.savefig(path, format="png")
     return path
 
 

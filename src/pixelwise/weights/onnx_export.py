@@ -1,28 +1,47 @@
 """Export any pixelwise model to ONNX and check it against ONNX Runtime.
 
-The TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``, opset 17) is used: it
-needs no extra packages and handles transposed convolutions and the crops. Two things need care:
+Two exporters (``exporter=``, ``pixelwise export --exporter``):
+
+- ``dynamo`` (torch's current exporter, ``torch.onnx.export(..., dynamo=True)``, opset 18 by
+  default): ``torch.export`` captures the graph and ``onnxscript`` translates it, so it needs the
+  ``onnxscript`` package. Sizes are declared as ``torch.export`` dimensions, so a graph that is
+  meant to take any size is checked for that when it is made.
+- ``torchscript`` (``dynamo=False``, opset 17 by default): the tracing exporter that torch has
+  deprecated; it needs nothing beyond ``onnx``/``onnxruntime`` and exports in about a second.
+- ``auto`` (the default): ``dynamo`` where it is available, else ``torchscript``; also
+  ``torchscript`` when it fails or an opset below 18 is asked for. Each such switch adds a one-line
+  note to :attr:`ExportReport.notes`.
+
+Both exporters give the same graphs for every model family within the parity tests' tolerances
+(tests/weights/test_weights_onnx.py runs every model through both). Two things need care:
 
 - Max-unpooling (DeconvNet). Tracing ``F.max_unpool2d`` fails in current torch (its Python size
   check compares traced sizes), and ONNX ``MaxUnpool`` wants indices over the whole tensor while
   torch's are per plane. During export :func:`exportable_unpooling` swaps it for the same operation
-  written as a scatter into a zero tensor (ONNX ``ScatterElements``), exact and size-dynamic.
+  written as a scatter into a zero tensor (ONNX ``ScatterElements``), exact and size-dynamic; both
+  exporters use it.
 - Sizes. FCN graphs take any height and width (exported with dynamic H/W). DeconvNet takes sides
   that are multiples of 32 and >= 224, also dynamic. EDeconvNet pads its DeconvNet input with
   a size-dependent Python branch, so its graph is fixed to the export size (batch stays dynamic);
   so is an FCN with ``pad_input_to`` (the DeconvNet release's fcn-8s-pascal protocol), whose
   padding depends on the input size.
 
-The model's spec, input convention and class names are stored in the file's ``metadata_props``
-(keys ``pixelwise.*``), which :class:`pixelwise.weights.onnx_engine.OnnxModel` reads back.
+The file is written through a temporary file and renamed into place (:func:`pixelwise.fileio.atomic_file`),
+so a failed export leaves no file behind, and a path that cannot be written fails before the
+export with :class:`pixelwise.fileio.WriteError`. The model's spec, input convention and class
+names are stored in the file's ``metadata_props`` (keys ``pixelwise.*``), which
+:class:`pixelwise.weights.onnx_engine.OnnxModel` reads back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import inspect
 import json
+import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +52,16 @@ from torch import nn
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.errors import PixelwiseError
+from pixelwise.fileio import atomic_file, ensure_writable_file
 from pixelwise.models.deconvnet import PROPOSAL_SIZE, DeconvNet
 from pixelwise.models.ensemble import EDeconvNet
 from pixelwise.models.fcn import FCN
 
 ONNX_HINT = "ONNX export needs the onnx and onnxruntime packages: pip install 'pixelwise[onnx]'"
-DEFAULT_OPSET = 17
+EXPORTERS = ("auto", "dynamo", "torchscript")
+TORCHSCRIPT_OPSET = 17  # the TorchScript exporter's default here
+DYNAMO_OPSET = 18  # the opset torch's onnxscript library is written for (no version conversion)
+DEFAULT_OPSET = DYNAMO_OPSET
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 META_PREFIX = "pixelwise."
 # input_sizes values stored in the metadata
@@ -118,6 +141,9 @@ class ExportReport:
     dynamic: bool
     file_bytes: int
     checks: list[SizeCheck] = field(default_factory=list)
+    exporter: str = "torchscript"  # the exporter that wrote the file: "dynamo" or "torchscript"
+    seconds: float = 0.0  # time spent exporting (without the ONNX Runtime check)
+    notes: list[str] = field(default_factory=list)  # one line per switch of exporter (``auto``)
 
     @property
     def max_abs_diff(self) -> float | None:
@@ -227,6 +253,122 @@ def check_with_onnxruntime(
     return checks
 
 
+def dynamo_unavailable() -> str | None:
+    """Return why the dynamo exporter cannot run here (one line), or None when it can."""
+    params = inspect.signature(torch.onnx.export).parameters
+    if "dynamo" not in params or "dynamic_shapes" not in params:
+        return f"torch {torch.__version__} has no dynamo ONNX exporter (torch >= 2.5 has one)"
+    if importlib.util.find_spec("onnxscript") is None:
+        return "onnxscript is not installed (pip install onnxscript)"
+    return None
+
+
+def choose_exporter(exporter: str, opset: int | None) -> tuple[str, list[str]]:
+    """Resolve ``exporter`` (``auto``, ``dynamo`` or ``torchscript``) for ``opset`` (None = the
+    exporter's default) into the exporter to try first and the notes on why ``auto`` did not pick
+    ``dynamo``. Raises :class:`PixelwiseError` when ``dynamo`` is asked for and cannot be used."""
+    if exporter not in EXPORTERS:
+        raise PixelwiseError(f"unknown ONNX exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+    if exporter == "torchscript":
+        return "torchscript", []
+    missing = dynamo_unavailable()
+    low_opset = opset is not None and opset < DYNAMO_OPSET
+    if exporter == "dynamo":
+        if low_opset:
+            raise PixelwiseError(
+                f"the dynamo exporter writes opset >= {DYNAMO_OPSET}, got {opset}; use --exporter torchscript "
+                "for older opsets"
+            )
+        if missing:
+            raise PixelwiseError(f"the dynamo exporter cannot run: {missing}; or use --exporter torchscript")
+        return "dynamo", []
+    if missing:
+        return "torchscript", [f"the dynamo exporter is not available, {missing}: used the TorchScript exporter"]
+    if low_opset:
+        note = f"opset {opset} is below the dynamo exporter's {DYNAMO_OPSET}: used the TorchScript exporter"
+        return "torchscript", [note]
+    return "dynamo", []
+
+
+@contextlib.contextmanager
+def _quiet_export():
+    """Silence the exporters' warnings and log lines (deprecation, tracer and translation chatter,
+    "torchvision is not installed"): the ONNX Runtime check is what tells whether the file is right."""
+    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "onnx_ir")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _dynamic_shapes(input_sizes: str) -> tuple[dict[int, object]]:
+    """The ``torch.export`` dimensions of the input for an ``input_sizes`` rule: batch always
+    dynamic; height/width any size, multiples of 32 from the model's smallest side, or fixed."""
+    from torch.export import Dim
+
+    dims: dict[int, object] = {0: Dim("batch", min=1)}
+    if input_sizes == SIZES_ANY:
+        dims.update({2: Dim("height", min=1), 3: Dim("width", min=1)})
+    elif (side := multiple_of_32_min(input_sizes)) is not None:
+        dims.update({2: 32 * Dim("height_32", min=side // 32), 3: 32 * Dim("width_32", min=side // 32)})
+    return (dims,)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The most telling line of an exporter's exception: its root cause's first line."""
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    text = str(root).strip() or type(root).__name__
+    return f"{type(root).__name__}: {text.splitlines()[0][:200]}"
+
+
+def _check_dynamic_axes(program, input_sizes: str) -> None:
+    """Raise if the dynamo exporter fixed an input axis that ``input_sizes`` says is dynamic
+    (``torch.onnx`` narrows the declared dimensions when a guard fails instead of failing)."""
+    graph = getattr(getattr(program, "model", None), "graph", None)
+    if graph is None:  # an ONNXProgram without its IR model: nothing to check
+        return
+    shape = graph.inputs[0].shape
+    axes = {0: "batch"} if input_sizes.startswith("fixed") else {0: "batch", 2: "height", 3: "width"}
+    if shape is None:
+        return
+    fixed = [f"{name} to {shape[axis]}" for axis, name in axes.items() if isinstance(shape[axis], int)]
+    if fixed:
+        raise RuntimeError(f"the exported graph fixed the {', '.join(fixed)}")
+
+
+def _run_exporter(kind: str, model: nn.Module, x: torch.Tensor, file: Path, opset: int, input_sizes: str) -> None:
+    """Write ``model`` traced on ``x`` to ``file`` with the ``kind`` exporter."""
+    names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    with exportable_unpooling(), _quiet_export(), torch.no_grad():
+        if kind == "dynamo":
+            program = torch.onnx.export(
+                model, (x,), str(file), dynamo=True, opset_version=opset,
+                dynamic_shapes=_dynamic_shapes(input_sizes),
+                external_data=False,  # one file (every pixelwise model is < 2 GB)
+                optimize=True, verbose=False, **names,
+            )
+            _check_dynamic_axes(program, input_sizes)
+            return
+        dyn = {0: "batch"}
+        if not input_sizes.startswith("fixed"):
+            dyn.update({2: "height", 3: "width"})
+        # torch >= 2.9 defaults to the dynamo exporter; ask for the TorchScript one
+        extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        torch.onnx.export(
+            model, (x,), str(file), opset_version=opset, dynamic_axes={INPUT_NAME: dyn, OUTPUT_NAME: dyn},
+            do_constant_folding=True, **names, **extra,
+        )
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -234,19 +376,25 @@ def export_onnx(
     height: int | None = None,
     width: int | None = None,
     dynamic: bool = True,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     check: bool = True,
     class_names: list[str] | None = None,
     input_convention: InputConvention | None = None,
+    exporter: str = "auto",
 ) -> ExportReport:
     """Export ``model`` (``(N, 3, H, W)`` -> ``(N, C, H, W)`` logits) to ONNX at ``path``.
 
-    The graph is traced at ``height x width`` (default 224x224); batch is always dynamic, and H/W
-    too where the model allows it (``dynamic=True``; see :func:`input_sizes_of`). With ``check``
-    the file is run in ONNX Runtime at the export size and, for dynamic graphs, at a second size,
-    and compared with the torch model; the differences are in the returned :class:`ExportReport`.
+    The graph is made at ``height x width`` (default 224x224); batch is always dynamic, and H/W
+    too where the model allows it (``dynamic=True``; see :func:`input_sizes_of`). ``exporter`` is
+    ``auto`` (dynamo where available, else or on failure TorchScript; see the module doc),
+    ``dynamo`` or ``torchscript``; ``opset`` defaults to the exporter's (18 dynamo, 17 TorchScript).
+    With ``check`` the file is run in ONNX Runtime at the export size and, for dynamic graphs, at a
+    second size, and compared with the torch model; the differences are in the returned
+    :class:`ExportReport`. Raises :class:`PixelwiseError` (one line) for a bad size, an unusable
+    path (:class:`pixelwise.fileio.WriteError`) or a failed export.
     """
     _require_onnx()
+    kind, notes = choose_exporter(exporter, opset)
     path = Path(path)
     height = height or _default_size(model)
     width = width or height
@@ -255,34 +403,37 @@ def export_onnx(
             f"DeconvNet exports need sides that are multiples of 32 and >= {model.input_size}, got "
             f"{height}x{width} (set --size)"
         )
+    ensure_writable_file(path)  # before the export, which takes seconds to minutes
     convention = get_convention(input_convention or getattr(model, "input_convention", CAFFE_BGR))
     class_names = class_names if class_names is not None else getattr(model, "class_names", None)
     input_sizes = input_sizes_of(model, height, width, dynamic)
-    dyn = {0: "batch"}
-    if not input_sizes.startswith("fixed"):
-        dyn.update({2: "height", 3: "width"})
     was_training = model.training
     model.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(convention, 1, height, width).to(_device_of(model))
-    # torch >= 2.5 defaults to the dynamo exporter on some versions; ask for the TorchScript one
-    extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     try:
-        with exportable_unpooling(), warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer and deprecation chatter; the check below is what counts
-            torch.onnx.export(
-                model,
-                (x,),
-                str(path),
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: dyn, OUTPUT_NAME: dyn},
-                do_constant_folding=True,
-                **extra,
-            )
-        _append_metadata(path, _metadata(model, convention, class_names, input_sizes))
-        report = ExportReport(str(path), opset, input_sizes, len(dyn) > 1, path.stat().st_size)
+        with atomic_file(path) as tmp:
+            start = time.perf_counter()
+            try:
+                _run_exporter(kind, model, x, tmp, opset or _default_opset(kind), input_sizes)
+            except (OSError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                if exporter != "auto" or kind != "dynamo":
+                    raise PixelwiseError(f"{path}: the {kind} exporter failed: {_first_line(exc)}") from exc
+                notes.append(f"the dynamo exporter failed ({_first_line(exc)}): used the TorchScript exporter")
+                kind = "torchscript"
+                try:
+                    _run_exporter(kind, model, x, tmp, opset or _default_opset(kind), input_sizes)
+                except (OSError, KeyboardInterrupt):
+                    raise
+                except Exception as exc2:
+                    raise PixelwiseError(f"{path}: both exporters failed; torchscript: {_first_line(exc2)}") from exc2
+            seconds = time.perf_counter() - start
+            _append_metadata(tmp, _metadata(model, convention, class_names, input_sizes))
+        report = ExportReport(
+            str(path), opset or _default_opset(kind), input_sizes, not input_sizes.startswith("fixed"),
+            path.stat().st_size, exporter=kind, seconds=seconds, notes=notes,
+        )
         if check:
             sizes = [(height, width)]
             if report.dynamic:
@@ -291,6 +442,10 @@ def export_onnx(
     finally:
         model.train(was_training)
     return report
+
+
+def _default_opset(kind: str) -> int:
+    return DYNAMO_OPSET if kind == "dynamo" else TORCHSCRIPT_OPSET
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -302,9 +457,12 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 __all__ = [
+    "EXPORTERS",
     "ExportReport",
     "SizeCheck",
     "check_with_onnxruntime",
+    "choose_exporter",
+    "dynamo_unavailable",
     "example_input",
     "export_onnx",
     "exportable_unpooling",

@@ -1,0 +1,321 @@
+"""The ``pixelwise serve`` page, built with gradio from :mod:`pixelwise.serve.inference`.
+
+Left: the upload, example scenes, model and inference options, the Segment button and a status
+line. Right: the overlay (opacity slider, proposal boxes), the colour mask, the legend (class,
+colour, share of the image), the time taken and the index-PNG mask to download. Every error is
+one line in the status box and a warning toast; tracebacks go to the server's log only.
+
+gradio is imported here only (``pip install 'pixelwise[serve]'``); the page works with gradio 4 to 6
+(keyword arguments a version lacks are left out).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pixelwise.errors import PixelwiseError
+from pixelwise.serve.inference import (
+    MAX_MEGABYTES,
+    MAX_MEGAPIXELS,
+    PROPOSAL_CHOICES,
+    TTA_CHOICES,
+    ServeOptions,
+    colour_mask,
+    display_scale,
+    legend_html,
+    legend_rows,
+    load_upload,
+    render_overlay,
+    save_mask_png,
+    segment_image,
+    summary_markdown,
+    upload_name,
+)
+from pixelwise.serve.models import ServedModel
+
+log = logging.getLogger("pixelwise.serve")
+
+TITLE = "pixelwise · semantic segmentation"
+
+TILE_CHOICES = ("off", "256", "512", "1024")
+
+CSS = """
+.gradio-container {max-width: 1400px !important; margin: 0 auto !important;}
+#pw-header h1 {margin: 0 0 0.15em 0; font-size: 1.7em;}
+#pw-header p {margin: 0; opacity: 0.85;}
+#pw-run {min-height: 44px; font-size: 1.05em;}
+.pw-title {font-weight: 600; margin: 0 0 0.3em 0;}
+.pw-legend {border-collapse: collapse; width: 100%; font-size: 0.95em;}
+.pw-legend, .pw-legend tr, .pw-legend th, .pw-legend td {border: 0 !important; background: none !important;}
+.pw-legend th {text-align: left; font-weight: 600; opacity: 0.7; padding: 2px 8px;}
+.pw-legend td {padding: 5px 8px; border-top: 1px solid rgba(128, 128, 128, 0.25) !important;
+               vertical-align: middle;}
+.pw-swatch {display: inline-block; width: 20px; height: 20px; border-radius: 4px;
+            border: 1px solid rgba(0, 0, 0, 0.35); vertical-align: middle;}
+.pw-share, .pw-pixels {text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;}
+.pw-pixels {opacity: 0.65;}
+.pw-bar {width: 35%;}
+.pw-bar span {display: block; height: 10px; border-radius: 5px; border: 1px solid rgba(0, 0, 0, 0.25);}
+.pw-muted {opacity: 0.6; margin: 0.5em 0;}
+.pw-caption p {font-size: 0.85em; opacity: 0.7; margin: -0.4em 0 0 0.2em;}
+"""
+
+
+def _gradio():
+    try:
+        import gradio as gr
+    except ImportError:
+        raise PixelwiseError("pixelwise serve needs gradio: pip install 'pixelwise[serve]'") from None
+    return gr
+
+
+def _kw(func, **kwargs) -> dict:
+    """The ``kwargs`` that ``func`` (a gradio constructor or method) accepts in this gradio version."""
+    params = inspect.signature(func).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _style_goes_to_launch(gr) -> bool:
+    """gradio 6 takes ``theme`` and ``css`` in ``launch()``; earlier versions in ``Blocks()``."""
+    params = inspect.signature(gr.Blocks.launch).parameters
+    return "css" in params and "theme" in params
+
+
+def _theme(gr):
+    system = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]
+    try:  # system fonts: the page loads nothing from the internet
+        return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=system, font_mono=mono)
+    except Exception:  # pragma: no cover - a gradio without these theme options
+        return None
+
+
+def _header(models: Sequence[ServedModel]) -> str:
+    listed = ", ".join(f"`{m.label.split(' · ')[0]}`" for m in models)
+    return (
+        f"# {TITLE}\n"
+        "FCN (Long, Shelhamer, Darrell 2015) and DeconvNet (Noh, Hong, Han 2015). Upload an image or pick "
+        "a built-in scene, choose a model and the inference options, press **Segment**: you get the "
+        f"class mask, an overlay with DeconvNet's proposal boxes, and how much of the image each class covers. "
+        f"Loaded: {listed}."
+    )
+
+
+def build_app(
+    models: Sequence[ServedModel],
+    *,
+    workdir: str | Path,
+    examples: Sequence[str | Path] = (),
+    max_megapixels: float = MAX_MEGAPIXELS,
+    max_megabytes: float = MAX_MEGABYTES,
+):
+    """Return the gradio ``Blocks`` of the page for ``models`` (at least one). Masks to download
+    are written under ``workdir``; ``examples`` are image files offered as example scenes."""
+    gr = _gradio()
+    from pixelwise.inference.crf import crf_available
+
+    if not models:
+        raise PixelwiseError("no models to serve")
+    by_label = {m.label: m for m in models}
+    first = models[0]
+    examples = [str(p) for p in examples]
+    workdir = Path(workdir)
+    crf_ok = crf_available()
+    proposal_choices = [c for c in PROPOSAL_CHOICES if c != "selective-search" or _selective_search_available()]
+
+    style = {} if _style_goes_to_launch(gr) else {"css": CSS, "theme": _theme(gr)}
+    with gr.Blocks(**_kw(gr.Blocks.__init__, title=TITLE, analytics_enabled=False, **style)) as app:
+        gr.Markdown(_header(models), elem_id="pw-header")
+        state = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=360):
+                upload = gr.File(label=f"Image (up to {max_megapixels:g} megapixels, {max_megabytes:g} MB)",
+                                 file_types=["image"], type="filepath", elem_id="pw-upload", height=100)
+                if examples:
+                    rows = -(-len(examples) // 4)
+                    gallery = gr.Gallery(
+                        value=list(examples), label="Examples", show_label=False, columns=4, rows=rows,
+                        height=20 + 110 * min(rows, 2), allow_preview=False, elem_id="pw-examples",
+                        **_kw(gr.Gallery.__init__, object_fit="cover", buttons=[], show_download_button=False,
+                              show_share_button=False, show_fullscreen_button=False),
+                    )
+                    gr.Markdown("Examples: built-in synthetic scenes; click one to segment it.",
+                                elem_classes=["pw-caption"])
+                model = gr.Dropdown(choices=list(by_label), value=first.label, label="Model", elem_id="pw-model")
+                run = gr.Button("Segment", variant="primary", elem_id="pw-run")
+                with gr.Accordion("Inference options", open=True):
+                    with gr.Row():
+                        tile = gr.Dropdown(choices=list(TILE_CHOICES), value="off", label="Tiling (tile px)",
+                                           elem_id="pw-tile", min_width=120)
+                        tta = gr.Dropdown(choices=list(TTA_CHOICES), value="none", label="Test-time augmentation",
+                                          elem_id="pw-tta", min_width=120)
+                    with gr.Row():
+                        proposals = gr.Dropdown(
+                            choices=proposal_choices, value=proposal_choices[0], label="Proposals (DeconvNet)",
+                            interactive=first.uses_proposals, elem_id="pw-proposals", min_width=120,
+                        )
+                        top_k = gr.Slider(1, 100, step=1, value=first.proposal_defaults.get("top_k") or 50,
+                                          label="Top-k boxes", interactive=first.uses_proposals,
+                                          elem_id="pw-topk", min_width=120)
+                    with gr.Row():
+                        context = gr.Checkbox(value=False, label="Exact tiling (224 px context)", min_width=120)
+                        crf = gr.Checkbox(value=False, interactive=crf_ok, elem_id="pw-crf", min_width=120,
+                                          label="Dense CRF" if crf_ok else "Dense CRF (needs pixelwise[crf])")
+            with gr.Column(scale=5, min_width=480):
+                with gr.Row():
+                    overlay_view = gr.Image(label="Overlay", type="numpy", interactive=False, height=380,
+                                            elem_id="pw-overlay", **_kw(gr.Image.__init__, format="png"))
+                    mask_view = gr.Image(label="Colour mask", type="numpy", interactive=False, height=380,
+                                         elem_id="pw-mask", **_kw(gr.Image.__init__, format="png"))
+                with gr.Row():
+                    alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity", elem_id="pw-alpha")
+                    show_boxes = gr.Checkbox(value=True, label="Show proposal boxes", elem_id="pw-boxes")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        legend = gr.HTML(legend_html([]), elem_id="pw-legend-box")
+                    with gr.Column(scale=2):
+                        status = gr.Textbox(label="Status", value="Upload an image or click an example.", lines=2,
+                                            max_lines=4, interactive=False, elem_id="pw-status")
+                        summary = gr.Markdown("", elem_id="pw-summary")
+                        download = gr.File(label="Mask (index PNG: pixel value = class index)",
+                                           interactive=False, elem_id="pw-download")
+
+        results = [overlay_view, mask_view, legend, summary, download, status, state]
+
+        def failure(message: str):
+            gr.Warning(message)
+            return None, None, legend_html([]), "", None, message, None
+
+        def segment_request(path, label, tile_choice, exact, tta_choice, proposal_choice, k, use_crf, opacity,
+                            boxes_on):
+            start = time.perf_counter()
+            try:
+                entry = by_label.get(label)
+                if entry is None:
+                    raise PixelwiseError(f"unknown model {label!r}")
+                image = load_upload(path, max_megapixels=max_megapixels, max_megabytes=max_megabytes)
+                options = ServeOptions(
+                    tile=None if tile_choice in (None, "off") else int(tile_choice),
+                    tile_context=224 if exact else 0, tta=tta_choice or "none",
+                    proposals=proposal_choice or "none", top_k=int(k) if k else None, crf=bool(use_crf),
+                )
+                seg = segment_image(entry, image, options)
+                name = upload_name(path)
+                shown = seg.boxes if boxes_on else None
+                scale = display_scale(image.shape)
+                views = (render_overlay(image, seg.mask, opacity, shown, scale), colour_mask(seg.mask, scale))
+                rows = legend_rows(seg.mask, seg.class_names)
+                mask_file = save_mask_png(seg.mask, workdir, name)
+            except PixelwiseError as exc:
+                return failure(str(exc))
+            except Exception as exc:  # never a traceback in the page; the log has it
+                log.exception("pixelwise serve: request failed")
+                return failure(f"internal error ({type(exc).__name__}): {str(exc).strip()[:200]}")
+            total = time.perf_counter() - start
+            found = ", ".join(f"{r['name']} {100 * r['share']:.1f} %" for r in rows)
+            message = f"{name}: segmented in {seg.seconds:.2f} s: {found}"
+            kept = {"image": image, "mask": seg.mask, "boxes": seg.boxes}
+            return (*views, legend_html(rows), summary_markdown(entry, seg, total), str(mask_file), message, kept)
+
+        def redraw(kept, opacity, boxes_on):
+            if not kept:
+                return gr.update()
+            image = kept["image"]
+            return render_overlay(image, kept["mask"], opacity, kept["boxes"] if boxes_on else None,
+                                  display_scale(image.shape))
+
+        def preview(path):
+            """Show an upload as soon as it arrives; a bad one is refused (and removed) at once."""
+            if path is None:
+                return None, None, legend_html([]), "", None, "Upload an image or click an example.", None, \
+                    gr.update()
+            try:
+                image = load_upload(path, max_megapixels=max_megapixels, max_megabytes=max_megabytes)
+            except PixelwiseError as exc:
+                return (*failure(str(exc)), None)
+            height, width = image.shape[:2]
+            ready = f"{upload_name(path)}: {width}x{height} image, ready: press Segment"
+            scale = display_scale(image.shape)
+            shown = render_overlay(image, np.zeros(image.shape[:2], np.uint8), 0.0, None, scale)
+            return shown, None, legend_html([]), "", None, ready, None, gr.update()
+
+        def model_changed(label):
+            entry = by_label.get(label, first)
+            on = entry.uses_proposals
+            return (gr.update(interactive=on),
+                    gr.update(interactive=on, value=entry.proposal_defaults.get("top_k") or 50))
+
+        inputs = [upload, model, tile, context, tta, proposals, top_k, crf, alpha, show_boxes]
+        run.click(segment_request, inputs, results)
+        upload.upload(preview, [upload], [*results, upload])
+        upload.clear(preview, [upload], [*results, upload])
+        model.change(model_changed, [model], [proposals, top_k])
+        getattr(alpha, "release", alpha.change)(redraw, [state, alpha, show_boxes], [overlay_view])
+        show_boxes.change(redraw, [state, alpha, show_boxes], [overlay_view])
+        if examples:
+            def pick(evt):
+                return examples[evt.index]
+
+            pick.__annotations__ = {"evt": gr.SelectData}  # a real class: this module's annotations are strings
+
+            gallery.select(pick, None, [upload]).then(segment_request, inputs, results)
+    return app
+
+
+def _selective_search_available() -> bool:
+    try:
+        import cv2
+    except ImportError:
+        return False
+    return hasattr(cv2, "ximgproc")
+
+
+def launch(app, *, host: str = "127.0.0.1", port: int = 7860, allowed_paths: Sequence[str | Path] = (),
+           max_megabytes: float = MAX_MEGABYTES) -> str:
+    """Start serving ``app`` on ``host:port`` in a background thread; return its URL. Uploads over
+    four times ``max_megabytes`` are refused by gradio itself (the page checks the real limit and
+    says so); ``app.block_thread()`` then waits until Ctrl-C, ``app.close()`` stops it."""
+    gr = _gradio()
+    style = {"css": CSS, "theme": _theme(gr)} if _style_goes_to_launch(gr) else {}
+    kwargs = _kw(
+        app.launch, server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
+        inbrowser=False, share=False, allowed_paths=[str(p) for p in allowed_paths],
+        max_file_size=int(4 * max_megabytes * 1e6), **style,
+    )
+    try:
+        app.launch(**kwargs)
+    except OSError as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "empty port" in text or "in use" in text:
+            text = "the port is in use; choose another with --port"
+        raise PixelwiseError(f"cannot serve on {host}:{port}: {text}") from None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}/"
+
+
+def write_examples(folder: str | Path, *, count: int = 6, size: int = 96, num_classes: int = 4,
+                   seed: int = 0) -> list[Path]:
+    """Write ``count`` built-in synthetic validation scenes (``size`` px) as PNGs into ``folder``;
+    return their paths."""
+    from pixelwise.data import build_dataset
+    from pixelwise.data.io import write_image
+
+    if count <= 0:
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = build_dataset("synthetic", split="val", length=count, size=size, num_classes=num_classes, seed=seed)
+    paths = []
+    for i in range(count):
+        path = folder / f"scene_{i + 1}.png"
+        write_image(path, np.asarray(data[i]["image"]))
+        paths.append(path)
+    return paths

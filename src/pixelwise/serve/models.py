@@ -1,0 +1,184 @@
+"""The models ``pixelwise serve`` offers: checkpoints, EDeconvNet pairs, or the demo's models.
+
+Sources, in the order the page lists them:
+
+- ``checkpoints``: pixelwise checkpoints (``.pt``), exported ``.onnx`` files, or training run
+  folders (their ``best.pt``, else ``last.pt``);
+- ``pairs``: ``(fcn8s, deconvnet)`` checkpoint pairs, each served as one EDeconvNet (built the way
+  ``pixelwise predict --fcn --deconvnet`` builds it);
+- ``demo_dir``: the output folder of ``pixelwise demo``: its ``fcn8s/`` and ``deconvnet/`` runs
+  and, when both are there, their EDeconvNet (mean, the paper's combination).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from torch import nn
+
+from pixelwise.errors import CheckpointError, PixelwiseError
+
+DEFAULT_DEMO_DIR = "demo-out"
+"""Where ``pixelwise demo`` writes by default, and where ``pixelwise serve`` looks without models."""
+
+RUN_FILES = ("best.pt", "last.pt")
+"""Checkpoint files looked for in a training run folder, in order of preference."""
+
+DISPLAY_NAMES = {
+    "fcn32s": "FCN-32s",
+    "fcn16s": "FCN-16s",
+    "fcn8s": "FCN-8s",
+    "fcn8s_atonce": "FCN-8s at-once",
+    "deconvnet": "DeconvNet",
+    "edeconvnet": "EDeconvNet",
+}
+
+PAPER_PROPOSALS = {"top_k": 50, "min_box_frac": None}
+"""The paper's proposal rules (top 50 boxes, sides >= 112 px) for DeconvNets on 224-px crops."""
+
+SMALL_PROPOSALS = {"top_k": 20, "min_box_frac": 0.15}
+"""The demo's rules (top 20, sides >= 15 % of the shorter image side) for DeconvNets built for smaller
+crops (``input_size`` < 224), whose images are too small for 112-px boxes."""
+
+
+@dataclass
+class ServedModel:
+    """One model the page offers: its label, the model ready for :func:`pixelwise.inference.segment`
+    (eval mode, on its device), what kind it is and its class names."""
+
+    label: str
+    model: nn.Module
+    kind: str  # "fcn", "deconvnet", "ensemble" or "generic" (pixelwise.inference.predict.model_kind)
+    class_names: list[str]
+    source: str
+    proposal_defaults: dict = field(default_factory=lambda: dict(PAPER_PROPOSALS))
+
+    @property
+    def uses_proposals(self) -> bool:
+        """Whether the model runs on proposal boxes (DeconvNet and EDeconvNet)."""
+        return self.kind in ("deconvnet", "ensemble")
+
+
+def run_checkpoint(path: str | Path) -> Path:
+    """Return the checkpoint file ``path`` names: the file itself, or a run folder's ``best.pt`` /
+    ``last.pt``; a one-line :class:`CheckpointError` when there is none."""
+    path = Path(path)
+    if path.is_dir():
+        for name in RUN_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: folder holds no checkpoint ({' or '.join(RUN_FILES)})")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    return path
+
+
+def find_demo_checkpoints(demo_dir: str | Path) -> dict[str, Path]:
+    """Return ``{"fcn8s": path, "deconvnet": path}`` for the runs ``pixelwise demo`` left in
+    ``demo_dir`` (each ``best.pt``, else ``last.pt``); runs that are missing are left out."""
+    found = {}
+    for run in ("fcn8s", "deconvnet"):
+        for name in RUN_FILES:
+            candidate = Path(demo_dir) / run / name
+            if candidate.is_file():
+                found[run] = candidate
+                break
+    return found
+
+
+def _prepare(model: nn.Module, device) -> nn.Module:
+    from pixelwise.optimize import prepare_for_inference
+
+    model = model.to(device).eval()
+    return prepare_for_inference(model, engine="auto", precision="fp32", device=device, copy=False)
+
+
+def _served(model: nn.Module, label: str, source: str) -> ServedModel:
+    from pixelwise.cli.predict import class_names_of
+    from pixelwise.inference.pipeline import proposal_size
+    from pixelwise.inference.predict import model_kind
+
+    kind = model_kind(model)
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    if not num_classes:
+        raise CheckpointError(f"{source}: the model does not say how many classes it has")
+    defaults = dict(PAPER_PROPOSALS)
+    if kind in ("deconvnet", "ensemble"):
+        deconv = getattr(model, "deconvnet", model)
+        if proposal_size(deconv) < 224:
+            defaults = dict(SMALL_PROPOSALS)
+    return ServedModel(label=label, model=model, kind=kind, class_names=class_names_of(model, num_classes),
+                       source=source, proposal_defaults=defaults)
+
+
+def _label(model: nn.Module, source: str) -> str:
+    name = (getattr(model, "pixelwise_spec", None) or {}).get("name", type(model).__name__)
+    return f"{DISPLAY_NAMES.get(name, name)} · {source}"
+
+
+def load_checkpoint_model(path: str | Path, device) -> ServedModel:
+    """Load one checkpoint (``.pt``, ``.onnx`` or a run folder) as a :class:`ServedModel`."""
+    from pixelwise.checkpoint import load_model
+
+    file = run_checkpoint(path)
+    if file.suffix.lower() == ".onnx":
+        from pixelwise.cli.predict import load_onnx_model
+
+        model = load_onnx_model(str(file))
+    else:
+        model = _prepare(load_model(file), device)
+    return _served(model, _label(model, str(file)), str(file))
+
+
+def load_pair(fcn: str | Path, deconvnet: str | Path, device, *, mode: str = "mean") -> ServedModel:
+    """Load an FCN-8s and a DeconvNet checkpoint (files or run folders) as one EDeconvNet."""
+    from pixelwise.checkpoint import load_model
+    from pixelwise.cli.ensemble import build_edeconvnet
+
+    fcn_file, deconv_file = run_checkpoint(fcn), run_checkpoint(deconvnet)
+    model = build_edeconvnet(load_model(fcn_file), load_model(deconv_file), mode=mode,
+                             fcn_source=str(fcn_file), deconvnet_source=str(deconv_file))
+    model = _prepare(model, device)
+    source = f"{fcn_file} + {deconv_file}"
+    return _served(model, f"EDeconvNet ({mode}) · {source}", source)
+
+
+def load_served_models(
+    checkpoints: Sequence[str | Path] = (),
+    pairs: Sequence[tuple[str | Path, str | Path]] = (),
+    demo_dir: str | Path | None = None,
+    *,
+    device: str = "auto",
+    mode: str = "mean",
+) -> list[ServedModel]:
+    """Load every model to serve (see the module docstring); ``demo_dir`` None means
+    :data:`DEFAULT_DEMO_DIR`, looked in only when no checkpoint or pair is given. ``mode`` is the
+    EDeconvNet combination (``mean`` or ``product``). Raises a one-line :class:`PixelwiseError`
+    when nothing can be served."""
+    from pixelwise.runtime import resolve_device
+
+    dev = resolve_device(device)
+    served = [load_checkpoint_model(path, dev) for path in checkpoints]
+    served += [load_pair(fcn, deconv, dev, mode=mode) for fcn, deconv in pairs]
+    if demo_dir is not None or not served:
+        folder = Path(demo_dir if demo_dir is not None else DEFAULT_DEMO_DIR)
+        found = find_demo_checkpoints(folder)
+        if not found:
+            hint = ("give --checkpoint CKPT [CKPT ...], or --fcn CKPT --deconvnet CKPT, or train the demo models "
+                    f"first: pixelwise demo --out {folder}")
+            raise PixelwiseError(f"no models to serve: {folder}/ holds no fcn8s/ or deconvnet/ checkpoint; {hint}")
+        served += [load_checkpoint_model(path, dev) for path in found.values()]
+        if len(found) == 2:
+            served.append(load_pair(found["fcn8s"], found["deconvnet"], dev, mode=mode))
+    unique: dict[tuple[str, str], ServedModel] = {}
+    for entry in served:  # the same model named twice (a pair that is also the demo's) is served once
+        unique.setdefault((entry.label, entry.source), entry)
+    served = list(unique.values())
+    labels: dict[str, int] = {}
+    for entry in served:  # the dropdown needs distinct labels
+        labels[entry.label] = labels.get(entry.label, 0) + 1
+        if labels[entry.label] > 1:
+            entry.label = f"{entry.label} ({labels[entry.label]})"
+    return served
