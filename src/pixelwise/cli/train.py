@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from pixelwise.train.staged import launch
 
     overrides = overrides_from_args(args)
+    if overrides.get("tensorboard"):  # a missing package fails before anything is written
+        from pixelwise.train.tblog import require_tensorboard
+
+        require_tensorboard()
     if overrides.get("out"):  # --out or the YAML's out: a bad folder fails before the data and model load
         from pixelwise.fileio import ensure_writable_dir
 
