@@ -57,6 +57,10 @@ TORCHVISION_RGB = InputConvention(
 
 CONVENTIONS = {c.name: c for c in (CAFFE_BGR, TORCHVISION_RGB)}
 
+PAD_COLOURS = ("mean", "black")
+"""What fills a crop where it reaches past the image (DeconvNet's training crops and proposals):
+the mean colour (0 after normalisation) or black (raw 0 before normalisation, the release's)."""
+
 
 def get_convention(name_or_dict: str | dict | InputConvention) -> InputConvention:
     """Return the convention named (``caffe_bgr``/``torchvision_rgb``) or stored as a dict."""

@@ -6,14 +6,15 @@ import argparse
 
 import yaml
 
+from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.boxes import MIN_BOX, TOP_K
 
-# the names of pixelwise.inference.pipeline.UNCOVERED and pixelwise.inference.aggregate's
-# AGGREGATIONS / PAD_COLOURS (tested), spelled out so that building the parser does not import torch
+# the names of pixelwise.inference.pipeline.UNCOVERED and pixelwise.inference.aggregate.AGGREGATIONS
+# (tested), spelled out so that building the parser does not import torch
 UNCOVERED_CHOICES = ("whole", "background", "fcn", "zero")
 AGGREGATION_CHOICES = ("max", "max0", "sum", "mean")
-PAD_CHOICES = ("mean", "black")
+PAD_CHOICES = PAD_COLOURS
 
 
 def parse_key_values(items: list[str], flag: str = "--data") -> dict:

@@ -26,12 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
 
 AGGREGATIONS = ("max", "max0", "sum", "mean")
-PAD_COLOURS = ("mean", "black")
-"""What fills the part of a proposal crop outside the image: the mean colour (0 after
-normalisation) or black (raw 0, the release)."""
 
 
 def resize_maps(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.convention import CAFFE_BGR
+from pixelwise.convention import CAFFE_BGR, PAD_COLOURS
 from pixelwise.errors import PixelwiseError
 from pixelwise.models.vgg import MIN_CHANNELS, VGG16, scaled
 
@@ -24,7 +24,6 @@ PROPOSAL_SIZE = 224
 CAFFE_BN_EPS = 1e-9
 CAFFE_BN_SHIFT = 0.001
 """The authors' Caffe fork's BN layer: variance epsilon 1e-9, shifts initialised to 0.001."""
-PROPOSAL_PADS = ("mean", "black")
 
 
 class DeconvNet(nn.Module):
@@ -57,8 +56,8 @@ class DeconvNet(nn.Module):
         super().__init__()
         if input_size % 32 or input_size < 32:
             raise PixelwiseError(f"DeconvNet input_size must be a multiple of 32 (paper: 224), got {input_size}")
-        if proposal_pad not in PROPOSAL_PADS:
-            raise PixelwiseError(f"DeconvNet proposal_pad must be one of {', '.join(PROPOSAL_PADS)}, got {proposal_pad!r}")
+        if proposal_pad not in PAD_COLOURS:
+            raise PixelwiseError(f"DeconvNet proposal_pad must be one of {', '.join(PAD_COLOURS)}, got {proposal_pad!r}")
         self.proposal_pad = proposal_pad
         self.num_classes = num_classes
         self.input_size = int(input_size)

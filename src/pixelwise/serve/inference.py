@@ -303,7 +303,7 @@ def save_mask_png(mask: np.ndarray, folder: str | Path, name: str = "image") -> 
     ``<stem>_mask.png`` into a new sub-folder of ``folder``, atomically; return its path."""
     import tempfile
 
-    from pixelwise.checkpoint import atomic_file
+    from pixelwise.fileio import atomic_file
     from pixelwise.data.io import write_mask
     from pixelwise.data.palette import voc_palette
 

@@ -66,10 +66,10 @@ def run_checkpoint(path: str | Path) -> Path:
     ``last.pt``; a one-line :class:`CheckpointError` when there is none."""
     path = Path(path)
     if path.is_dir():
-        for name in RUN_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(f"{path}: folder holds no checkpoint ({' or '.join(RUN_FILES)})")
+        found = _run_file(path)
+        if found is None:
+            raise CheckpointError(f"{path}: folder holds no checkpoint ({' or '.join(RUN_FILES)})")
+        return found
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     return path
@@ -78,14 +78,13 @@ def run_checkpoint(path: str | Path) -> Path:
 def find_demo_checkpoints(demo_dir: str | Path) -> dict[str, Path]:
     """Return ``{"fcn8s": path, "deconvnet": path}`` for the runs ``pixelwise demo`` left in
     ``demo_dir`` (each ``best.pt``, else ``last.pt``); runs that are missing are left out."""
-    found = {}
-    for run in ("fcn8s", "deconvnet"):
-        for name in RUN_FILES:
-            candidate = Path(demo_dir) / run / name
-            if candidate.is_file():
-                found[run] = candidate
-                break
-    return found
+    found = {run: _run_file(Path(demo_dir) / run) for run in ("fcn8s", "deconvnet")}
+    return {run: path for run, path in found.items() if path is not None}
+
+
+def _run_file(folder: Path) -> Path | None:
+    """A training run folder's ``best.pt``, else its ``last.pt``, else None."""
+    return next((folder / name for name in RUN_FILES if (folder / name).is_file()), None)
 
 
 def _prepare(model: nn.Module, device) -> nn.Module:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
 
 SAMPLINGS = ("whole", "objects", "proposals")
@@ -27,7 +28,6 @@ LR_POLICIES = ("fixed", "step", "periodic", "poly")
 REDUCTIONS = ("mean", "sum")
 OPTIMIZERS = ("sgd", "caffe_sgd", "adam")
 BN_STATISTICS = ("pooled", "batch_mean")
-PAD_COLOURS = ("mean", "black")
 LOSSES = ("cross_entropy", "focal", "dice", "cross_entropy+dice")
 
 

@@ -81,7 +81,8 @@ def square_box(box: np.ndarray, factor: float, min_side: float) -> tuple[int, in
     return int(math.floor(cx - side / 2)), int(math.floor(cy - side / 2)), side
 
 
-PAD_COLOURS = {"mean": CAFFE_MEAN_RGB, "black": (0, 0, 0)}
+PAD_RGB = {"mean": CAFFE_MEAN_RGB, "black": (0, 0, 0)}
+"""The RGB value of each of :data:`pixelwise.convention.PAD_COLOURS` in a raw uint8 crop."""
 
 
 def crop_square(sample: dict, x0: int, y0: int, side: int, pad: str = "mean") -> dict:
@@ -92,7 +93,7 @@ def crop_square(sample: dict, x0: int, y0: int, side: int, pad: str = "mean") ->
     out = {"name": sample.get("name", "")}
     sx0, sy0 = max(0, x0), max(0, y0)
     sx1, sy1 = min(w, x0 + side), min(h, y0 + side)
-    fills = {"image": np.asarray(PAD_COLOURS[pad], np.uint8), "mask": IGNORE, "instances": 0}
+    fills = {"image": np.asarray(PAD_RGB[pad], np.uint8), "mask": IGNORE, "instances": 0}
     for key, fill in fills.items():
         if key not in sample:
             continue
@@ -163,8 +164,8 @@ class _CropSampler:
         self.enlarge = (float(enlarge[0]), float(enlarge[1]))
         self.min_side = float(min_side)
         self.flip = flip
-        if pad not in PAD_COLOURS:
-            raise ValueError(f"pad must be one of {', '.join(PAD_COLOURS)}, got {pad!r}")
+        if pad not in PAD_RGB:
+            raise ValueError(f"pad must be one of {', '.join(PAD_RGB)}, got {pad!r}")
         self.pad = pad
 
     def region(self, box: np.ndarray, rng: np.random.Generator, image_hw: tuple[int, int]) -> np.ndarray:
