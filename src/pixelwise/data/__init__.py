@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from pixelwise.data.base import SegmentationSource
-from pixelwise.data.dataset import SegmentationDataset, collate
+from pixelwise.data.dataset import SegmentationDataset
 from pixelwise.data.folder import FolderDataset
 from pixelwise.data.io import read_image, read_mask, write_image, write_mask
 from pixelwise.data.palette import VOC_CLASSES, colorize, overlay, voc_palette
 from pixelwise.data.sbd import SBDSegmentation
-from pixelwise.data.splits import SBDVOCTrain, seg11valid_ids
+from pixelwise.data.splits import SBDVOCTrain
 from pixelwise.data.synthetic import SyntheticShapes
-from pixelwise.data.voc import VOCSegmentation
+from pixelwise.data.voc import VOCSegmentation, seg11valid_ids
 from pixelwise.errors import DataError
 
 DATASETS = ("synthetic", "voc", "sbd", "sbd_voc_train", "folder")
@@ -106,7 +106,6 @@ __all__ = [
     "VOCSegmentation",
     "VOC_CLASSES",
     "build_dataset",
-    "collate",
     "colorize",
     "overlay",
     "read_image",

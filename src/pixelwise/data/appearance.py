@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,7 +159,8 @@ def styled_texture(
 
 
 def choose_part(rng: np.random.Generator, style: ClassStyle) -> str | None:
-    """Return the part an object of ``style`` shows (its own with 0.7, each other with 0.1) or None."""
+    """Return the part an object of ``style`` shows, or None: its own with probability 0.8,
+    else each other part in turn with 0.1."""
     if rng.uniform() < P_CLASS_PART:
         return style.part
     for part in PARTS:
@@ -167,7 +169,9 @@ def choose_part(rng: np.random.Generator, style: ClassStyle) -> str | None:
     return None
 
 
-def part_region(part: str, u: np.ndarray, v: np.ndarray, inside_scaled) -> np.ndarray:
+def part_region(
+    part: str, u: np.ndarray, v: np.ndarray, inside_scaled: Callable[[float], np.ndarray]
+) -> np.ndarray:
     """Return the bool map of ``part`` in shape coordinates ``u, v`` (unit circumradius, rotated
     with the object); ``inside_scaled(s)`` is the shape's inside test at scale ``s``."""
     if part == "rim":

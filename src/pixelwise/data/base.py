@@ -1,4 +1,4 @@
-"""Helpers shared by the on-disk datasets: id lists and sample validation."""
+"""Helpers shared by the on-disk datasets: text and id lists, sample validation, messages."""
 
 from __future__ import annotations
 
@@ -21,24 +21,36 @@ class SegmentationSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def __getitem__(self, index: int) -> dict: ...
+    def __getitem__(self, index: int) -> dict:
+        """Return sample ``index`` (a dict of numpy arrays, keys in :mod:`pixelwise.data`)."""
+        ...
 
 
-def read_id_list(path: str | Path) -> list[str]:
-    """Return the ids of a list file (one per line; extra columns and blank lines are skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: id list not found")
+def parse_id_list(text: str) -> list[str]:
+    """Return the ids of an id list's text: the first word of each line; blank lines and
+    ``#`` comments are skipped."""
     ids = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: unreadable id list ({exc})") from None
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             ids.append(line.split()[0])
     return ids
+
+
+def read_text(path: Path, what: str) -> str:
+    """Return the UTF-8 text of the file ``path``; a missing or unreadable file is a one-line
+    DataError naming it and ``what`` it is."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable {what} ({exc})") from None
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Return the ids of a list file (see :func:`parse_id_list`); DataError naming it if missing."""
+    return parse_id_list(read_text(Path(path), "id list"))
 
 
 def dedupe(ids: list[str]) -> list[str]:
@@ -69,6 +81,25 @@ def validate_pair(
         )
 
 
+def require_same_size(
+    path: object, what: str, shape: tuple[int, ...], mask_path: object, mask_shape: tuple[int, ...]
+) -> None:
+    """Raise :class:`DataError` if an instance map (``what`` at ``path``) and its class mask differ
+    in size."""
+    if shape != mask_shape:
+        raise DataError(
+            f"{path}: {what} is {shape[1]}x{shape[0]} but {mask_path} is "
+            f"{mask_shape[1]}x{mask_shape[0]}"
+        )
+
+
+def strip_path(message: str, path: object) -> str:
+    """Return a DataError ``message`` without its leading ``"<path>: "`` (for reports that print
+    the path beside it)."""
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
 def format_ids(ids: list[str], limit: int = 5) -> str:
     """Return ``"a, b, c (+N more)"`` for error messages."""
     shown = ", ".join(ids[:limit])
@@ -93,3 +124,4 @@ def instances_wanted(kind: str, with_instances: bool | None, instance_dir: Path)
             "without instances)"
         )
     return bool(with_instances)
+

@@ -16,16 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.base import dedupe, read_id_list
-from pixelwise.data.classes import ColorMap, format_color, pack, unpack
+from pixelwise.data.base import dedupe, read_id_list, strip_path
+from pixelwise.data.classes import ColorMap, add_unknown, format_color, list_colours, most_pixels_first, unpack
 from pixelwise.data.folder import find_classes, hash_fraction, scan_folder
 from pixelwise.data.io import read_color_mask, read_image, read_mask
+from pixelwise.data.listed import Layout
 from pixelwise.data.palette import IGNORE_INDEX, VOC_CLASSES
-from pixelwise.data.sbd import read_sbd_class_mask, read_sbd_instances, resolve_sbd_root
-from pixelwise.data.voc import resolve_voc_root
+from pixelwise.data.sbd import SBD_LAYOUT, read_sbd_class_mask, read_sbd_instances
+from pixelwise.data.voc import VOC_LAYOUT
 from pixelwise.errors import DataError
 
 FORMATS = ("voc", "sbd", "folder")
+
+_LAYOUTS: dict[str, Layout] = {"voc": VOC_LAYOUT, "sbd": SBD_LAYOUT}
+
+_NO_LISTS = {
+    "voc": "no split lists (*.txt) found; checking every mask",
+    "sbd": "no split lists (train.txt, val.txt) found; checking every cls/*.mat",
+}
+"""The problem reported for a VOC or SBD tree without split lists."""
 
 UNKNOWN_PER_FILE = 5
 """Unknown colours listed on one file's problem line (the rest are counted)."""
@@ -81,9 +90,9 @@ def detect_format(root: str | Path) -> str:
         raise DataError(f"{root}: dataset root not found")
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return "folder"
-    for fmt, resolve in (("voc", resolve_voc_root), ("sbd", resolve_sbd_root)):
+    for fmt, layout in _LAYOUTS.items():
         try:
-            resolve(root)
+            layout.find_root(root)
             return fmt
         except DataError:
             pass
@@ -111,53 +120,26 @@ def _list_ids(list_dir: Path, split: str | None, report: CheckReport) -> list[st
     return dedupe(ids)
 
 
-def _voc_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
-    vroot = resolve_voc_root(root)
-    report.root = vroot
-    for d in ("JPEGImages", "SegmentationClass"):
-        if not (vroot / d).is_dir():
-            report.problems.append((str(vroot / d), "directory not found"))
-    obj_dir = vroot / "SegmentationObject"
-    list_dir = vroot / "ImageSets" / "Segmentation"
+def _listed_items(fmt: str, root: Path, split: str | None, report: CheckReport) -> list[_Item]:
+    """The items of a VOC or SBD tree: those of its split lists, else every class mask."""
+    layout = _LAYOUTS[fmt]
+    droot = layout.find_root(root)
+    report.root = droot
+    for d in (layout.images, layout.masks):
+        if not (droot / d).is_dir():
+            report.problems.append((str(droot / d), "directory not found"))
+    list_dir = droot / layout.lists
     ids = _list_ids(list_dir, split, report)
     if not ids and not split:
-        report.problems.append((str(list_dir), "no split lists (*.txt) found; checking every mask"))
-        report.split = "every SegmentationClass/*.png"
-        ids = sorted(p.stem for p in (vroot / "SegmentationClass").glob("*.png"))
-    return [
-        _Item(
-            i,
-            vroot / "JPEGImages" / f"{i}.jpg",
-            vroot / "SegmentationClass" / f"{i}.png",
-            obj_dir / f"{i}.png" if obj_dir.is_dir() else None,
-        )
-        for i in ids
-    ]
-
-
-def _sbd_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
-    sroot = resolve_sbd_root(root)
-    report.root = sroot
-    for d in ("img", "cls"):
-        if not (sroot / d).is_dir():
-            report.problems.append((str(sroot / d), "directory not found"))
-    inst_dir = sroot / "inst"
-    ids = _list_ids(sroot, split, report)
-    if not ids and not split:
-        report.problems.append(
-            (str(sroot), "no split lists (train.txt, val.txt) found; checking every cls/*.mat")
-        )
-        report.split = "every cls/*.mat"
-        ids = sorted(p.stem for p in (sroot / "cls").glob("*.mat"))
-    return [
-        _Item(
-            i,
-            sroot / "img" / f"{i}.jpg",
-            sroot / "cls" / f"{i}.mat",
-            inst_dir / f"{i}.mat" if inst_dir.is_dir() else None,
-        )
-        for i in ids
-    ]
+        report.problems.append((str(list_dir), _NO_LISTS[fmt]))
+        report.split = f"every {layout.masks}/*{layout.label_ext}"
+        ids = sorted(p.stem for p in (droot / layout.masks).glob(f"*{layout.label_ext}"))
+    with_instances = (droot / layout.instances).is_dir()
+    items = []
+    for i in ids:
+        image, mask, instances = layout.paths(droot, i)
+        items.append(_Item(i, image, mask, instances if with_instances else None))
+    return items
 
 
 def _folder_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
@@ -208,7 +190,7 @@ def _check_item(item: _Item, fmt: str, report: CheckReport) -> None:
             try:
                 image = read_image(item.image)
             except DataError as exc:
-                problem(item.image, _strip(str(exc), item.image))
+                problem(item.image, strip_path(str(exc), item.image))
     if item.mask is not None:
         if not item.mask.is_file():
             problem(item.mask, "mask file not found (listed but missing)")
@@ -223,7 +205,7 @@ def _check_item(item: _Item, fmt: str, report: CheckReport) -> None:
                 else:
                     mask = read_mask(item.mask)
             except DataError as exc:
-                problem(item.mask, _strip(str(exc), item.mask))
+                problem(item.mask, strip_path(str(exc), item.mask))
     if mask is not None:
         counts = np.bincount(mask.ravel(), minlength=256)
         counts[IGNORE_INDEX] -= unknown_px
@@ -253,19 +235,14 @@ def _note_unknown(
 ) -> int:
     """Report the colours of ``path`` that are in no class, add them to the totals and return
     their pixel count."""
-    shown = ", ".join(f"{format_color(c)} {n:,d} px" for c, n in unknown[:UNKNOWN_PER_FILE])
-    more = f" (+{len(unknown) - UNKNOWN_PER_FILE} more)" if len(unknown) > UNKNOWN_PER_FILE else ""
-    total = sum(n for _, n in unknown)
+    total = add_unknown(report.unknown_colors, unknown)
+    report.unknown_images += 1
     source = report.classes_file.name if report.classes_file is not None else "the classes file"
     problem(
         path,
-        f"{len(unknown)} colour(s) in no class of {source} ({total:,d} px): {shown}{more}",
+        f"{len(unknown)} colour(s) in no class of {source} ({total:,d} px): "
+        f"{list_colours(unknown, UNKNOWN_PER_FILE)}",
     )
-    for colour, n in unknown:
-        entry = report.unknown_colors.setdefault(int(pack(np.array(colour))), [0, 0])
-        entry[0] += n
-        entry[1] += 1
-    report.unknown_images += 1
     return total
 
 
@@ -283,7 +260,7 @@ def _check_instances(item: _Item, fmt: str, mask: np.ndarray | None, problem) ->
         else:
             inst = read_mask(path)
     except DataError as exc:
-        problem(path, _strip(str(exc), path))
+        problem(path, strip_path(str(exc), path))
         return
     if mask is not None and inst.shape != mask.shape:
         problem(
@@ -291,12 +268,6 @@ def _check_instances(item: _Item, fmt: str, mask: np.ndarray | None, problem) ->
             f"instance map is {inst.shape[1]}x{inst.shape[0]} but the mask is "
             f"{mask.shape[1]}x{mask.shape[0]}",
         )
-
-
-def _strip(msg: str, path: Path) -> str:
-    """Drop the leading ``path: `` of a DataError message (the report prints the path)."""
-    prefix = f"{path}: "
-    return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
 def check_dataset(
@@ -341,9 +312,10 @@ def check_dataset(
                     f"class colours from {classes.path}: RGB masks decoded by colour"
                     + (f", {n_void} void colour(s) -> 255" if n_void else "")
                 )
-    items = {"voc": _voc_items, "sbd": _sbd_items, "folder": _folder_items}[fmt](
-        root, split, report
-    )
+    if fmt == "folder":
+        items = _folder_items(root, split, report)
+    else:
+        items = _listed_items(fmt, root, split, report)
     if num_classes is None:
         if names is not None:
             num_classes = len(names)
@@ -421,7 +393,7 @@ def format_report(report: CheckReport) -> str:
 def _format_unknown(report: CheckReport, unknown_px: int) -> list[str]:
     """The report's section on colours in no class: totals, then the commonest colours."""
     source = report.classes_file or "the classes file"
-    items = sorted(report.unknown_colors.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    items = most_pixels_first(report.unknown_colors)
     lines = [
         f"colours in no class of {source} ({len(items)} colour(s), {unknown_px:,d} px in "
         f"{report.unknown_images} mask(s); add each as a class or as `void R G B`):",

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.palette import IGNORE_COLOR, IGNORE_INDEX
+from pixelwise.data.base import read_text
+from pixelwise.data.palette import IGNORE_INDEX, palette_table
 from pixelwise.errors import DataError
 
 RGB = tuple[int, int, int]
@@ -78,6 +79,29 @@ def format_color(rgb: RGB) -> str:
     """Return ``"(r, g, b) #RRGGBB"`` for messages."""
     r, g, b = rgb
     return f"({r}, {g}, {b}) #{r:02X}{g:02X}{b:02X}"
+
+
+def list_colours(colours: list[tuple[RGB, int]], limit: int) -> str:
+    """Return ``"(r, g, b) #RRGGBB N px, ... (+K more)"`` naming the first ``limit`` of
+    ``(colour, pixels)`` pairs."""
+    shown = ", ".join(f"{format_color(c)} {n:,d} px" for c, n in colours[:limit])
+    return shown + (f" (+{len(colours) - limit} more)" if len(colours) > limit else "")
+
+
+def add_unknown(totals: dict[int, list[int]], unknown: list[tuple[RGB, int]]) -> int:
+    """Add one mask's colours in no class (``(colour, pixels)`` pairs) to ``totals`` (packed
+    colour -> ``[pixels, masks]``); return the mask's pixels of those colours."""
+    for colour, n in unknown:
+        entry = totals.setdefault(int(pack(np.array(colour))), [0, 0])
+        entry[0] += n
+        entry[1] += 1
+    return sum(n for _, n in unknown)
+
+
+def most_pixels_first(totals: dict[int, list[int]]) -> list[tuple[int, list[int]]]:
+    """Return the ``(packed colour, [pixels, masks])`` items of ``totals``, most pixels first
+    (ties by colour)."""
+    return sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
 
 
 @dataclass
@@ -151,13 +175,9 @@ class ClassList:
         Rows ``0..C-1`` are the class colours (VOC colours without them), the rows after are VOC
         colours, row 255 is the first void colour (the VOC ignore colour without one).
         """
-        from pixelwise.data.palette import voc_palette
-
-        table = voc_palette(256)
-        pal = self.palette()
-        if pal is not None:
-            table[: len(pal)] = pal
-        table[IGNORE_INDEX] = self.void_colors[0] if self.void_colors else IGNORE_COLOR
+        table = palette_table(self.palette())
+        if self.void_colors:
+            table[IGNORE_INDEX] = self.void_colors[0]
         return table
 
     def color_map(self) -> ColorMap | None:
@@ -284,11 +304,7 @@ def read_classes(path: str | Path) -> ClassList:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: classes file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: unreadable class list ({exc})") from None
-    return parse_classes(text, path)
+    return parse_classes(read_text(path, "class list"), path)
 
 
 def check_unknown_policy(value: str) -> str:

@@ -25,16 +25,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pixelwise.data.base import strip_path
 from pixelwise.data.classes import (
+    RGB,
     ClassList,
+    add_unknown,
     check_unknown_policy,
-    format_color,
-    pack,
+    list_colours,
+    most_pixels_first,
     unpack,
 )
 from pixelwise.data.folder import CLASSES_FILE, MASK_EXTENSIONS, find_classes, list_by_stem
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_color_mask, read_mask
-from pixelwise.data.palette import IGNORE_COLOR, IGNORE_INDEX, voc_palette
+from pixelwise.data.palette import palette_table
 from pixelwise.errors import DataError
 
 IMAGE_MODES = ("link", "copy", "none")
@@ -87,12 +90,6 @@ def write_index_png(path: Path, mask: np.ndarray, palette: np.ndarray) -> None:
     img.putpalette(np.asarray(palette, dtype=np.uint8).ravel().tolist())
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
-
-
-def _default_palette() -> np.ndarray:
-    table = voc_palette(256)
-    table[IGNORE_INDEX] = IGNORE_COLOR
-    return table
 
 
 def _masks_to_convert(
@@ -201,38 +198,19 @@ def convert_folder(
     line) for a missing root, a bad classes file or output it would overwrite without
     ``overwrite``; problems with single masks go into the returned report.
     """
-    from tqdm import tqdm
-
-    check_unknown_policy(unknown_colors)
-    if images not in IMAGE_MODES:
-        raise DataError(f"images must be one of {', '.join(IMAGE_MODES)}, got {images!r}")
     root = Path(root).expanduser()
     out = Path(out).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset root not found")
-    mask_dir = root / "masks"
-    if not mask_dir.is_dir():
-        raise DataError(f"{mask_dir}: folder dataset directory not found (expected images/ and masks/)")
-    if images != "none" and not (root / "images").is_dir():
-        raise DataError(f"{root / 'images'}: folder dataset directory not found (or use --images none)")
+    _check_source(root, images, unknown_colors)
     if progress is None:
         progress = sys.stderr.isatty()
     classes = find_classes(root, classes_file)
-    color_map = classes.color_map() if classes is not None else None
-    palette = classes.full_palette() if classes is not None else _default_palette()
     _preflight(root, out, images, overwrite)
 
     report = ConvertReport(
         root=root, out=out, classes=classes, images=images, unknown_policy=unknown_colors
     )
-    todo = _masks_to_convert(mask_dir, mask_suffix, report)
+    todo = _masks_to_convert(root / "masks", mask_suffix, report)
     report.masks = len(todo) + len(report.problems)
-
-    def problem(path: Path | str, message: str) -> None:
-        report.problems.append((str(path), message))
-        if echo:
-            tqdm.write(f"  {path}: {message}", file=sys.stdout)
-
     if echo:
         for path, message in report.problems:
             print(f"  {path}: {message}", flush=True)
@@ -241,6 +219,41 @@ def convert_folder(
     if classes is not None:
         with atomic_path(out / CLASSES_FILE) as tmp:
             tmp.write_text(classes.to_text(), encoding="utf-8")
+    _convert_masks(todo, report, progress=progress, echo=echo)
+    _make_images(root, out, images, progress)
+    _copy_splits(root, out)
+    return report
+
+
+def _check_source(root: Path, images: str, unknown_colors: str) -> None:
+    """Refuse unknown option values and a root that is not a folder dataset."""
+    check_unknown_policy(unknown_colors)
+    if images not in IMAGE_MODES:
+        raise DataError(f"images must be one of {', '.join(IMAGE_MODES)}, got {images!r}")
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset root not found")
+    mask_dir = root / "masks"
+    if not mask_dir.is_dir():
+        raise DataError(f"{mask_dir}: folder dataset directory not found (expected images/ and masks/)")
+    if images != "none" and not (root / "images").is_dir():
+        raise DataError(f"{root / 'images'}: folder dataset directory not found (or use --images none)")
+
+
+def _convert_masks(
+    todo: list[tuple[str, Path]], report: ConvertReport, *, progress: bool, echo: bool
+) -> None:
+    """Write each ``(stem, mask file)`` of ``todo`` as ``report.out/masks/<stem>.png``; a mask that
+    cannot be converted becomes a problem of the report (printed at once with ``echo``)."""
+    from tqdm import tqdm
+
+    classes = report.classes
+    color_map = classes.color_map() if classes is not None else None
+    palette = classes.full_palette() if classes is not None else palette_table()
+
+    def problem(path: Path, message: str) -> None:
+        report.problems.append((str(path), message))
+        if echo:
+            tqdm.write(f"  {path}: {message}", file=sys.stdout)
 
     bar = tqdm(todo, desc="converting masks", unit="mask", file=sys.stderr, disable=not progress)
     for stem, path in bar:
@@ -250,39 +263,24 @@ def convert_folder(
             else:
                 mask, unknown = read_color_mask(path, color_map)
                 if unknown:
-                    _count_unknown(report, unknown)
-                    if unknown_colors == "error":
+                    add_unknown(report.unknown_colors, unknown)
+                    report.unknown_images += 1
+                    if report.unknown_policy == "error":
                         problem(path, _unknown_message(unknown, classes))
                         continue
-            write_index_png(out / "masks" / f"{stem}.png", mask, palette)
+            write_index_png(report.out / "masks" / f"{stem}.png", mask, palette)
         except DataError as exc:
-            msg = str(exc)
-            prefix = f"{path}: "
-            problem(path, msg[len(prefix) :] if msg.startswith(prefix) else msg)
+            problem(path, strip_path(str(exc), path))
             continue
         except OSError as exc:
-            raise DataError(f"{out / 'masks'}: cannot write ({exc.strerror or exc})") from None
+            raise DataError(f"{report.out / 'masks'}: cannot write ({exc.strerror or exc})") from None
         report.written += 1
 
-    _make_images(root, out, images, progress)
-    _copy_splits(root, out)
-    return report
 
-
-def _count_unknown(report: ConvertReport, unknown: list[tuple[tuple[int, int, int], int]]) -> None:
-    for colour, n in unknown:
-        entry = report.unknown_colors.setdefault(int(pack(np.array(colour))), [0, 0])
-        entry[0] += n
-        entry[1] += 1
-    report.unknown_images += 1
-
-
-def _unknown_message(unknown: list[tuple[tuple[int, int, int], int]], classes: ClassList | None) -> str:
-    shown = ", ".join(f"{format_color(c)} {n:,d} px" for c, n in unknown[:5])
-    more = f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
+def _unknown_message(unknown: list[tuple[RGB, int]], classes: ClassList | None) -> str:
     source = classes.path.name if classes is not None else "the classes file"
     return (
-        f"{len(unknown)} colour(s) in no class of {source}: {shown}{more}; not converted "
+        f"{len(unknown)} colour(s) in no class of {source}: {list_colours(unknown, 5)}; not converted "
         "(add them to the classes file, or pass --unknown-colors ignore to write them as 255)"
     )
 
@@ -291,15 +289,12 @@ def format_summary(report: ConvertReport) -> str:
     """Return the closing summary of a conversion (what was written, what was not)."""
     lines = []
     if report.unknown_colors and report.unknown_policy == "ignore":
-        items = sorted(report.unknown_colors.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        items = most_pixels_first(report.unknown_colors)
         px = sum(v[0] for v in report.unknown_colors.values())
-        shown = ", ".join(
-            f"{format_color(unpack(k))} {v[0]:,d} px" for k, v in items[:10]
-        )
-        more = f" (+{len(items) - 10} more)" if len(items) > 10 else ""
+        shown = list_colours([(unpack(k), v[0]) for k, v in items], 10)
         lines.append(
             f"written as 255 (ignore): {len(items)} colour(s) in no class, {px:,d} px in "
-            f"{report.unknown_images} mask(s): {shown}{more}"
+            f"{report.unknown_images} mask(s): {shown}"
         )
     c = report.classes
     if c is None:

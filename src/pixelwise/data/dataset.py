@@ -16,9 +16,9 @@ from torch.utils.data import Dataset
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.data.transforms import Transform, normalize_image
-from pixelwise.errors import DataError
 
 EXTRA_KEYS = ("size_map", "instances", "boxes", "box_labels")
+"""Sample keys passed on in ``extras`` (with ``return_extras=True``) when a sample has them."""
 
 
 class SegmentationDataset(Dataset):
@@ -100,27 +100,3 @@ class SegmentationDataset(Dataset):
             f"convention={self.convention.name!r}, seed={self.seed})"
         )
 
-
-def collate(batch: list[tuple]) -> tuple:
-    """Batch ``SegmentationDataset`` items: images ``(N, 3, H, W)``, masks ``(N, H, W)`` and, with
-    extras, a dict with ``name`` (list of str), ``size_map`` / ``instances`` stacked to
-    ``(N, H, W)`` and ``boxes`` / ``box_labels`` as lists of per-image tensors.
-
-    All images must have one size (use ``RandomCrop`` or a batch size of 1)."""
-    sizes = {tuple(item[0].shape) for item in batch}
-    if len(sizes) > 1:
-        raise DataError(
-            f"images in a batch differ in size ({', '.join(str(s[1:]) for s in sorted(sizes))}); "
-            "crop them to one size (RandomCrop) or use a batch size of 1"
-        )
-    images = torch.stack([item[0] for item in batch])
-    masks = torch.stack([item[1] for item in batch])
-    if len(batch[0]) == 2:
-        return images, masks
-    extras: dict[str, Any] = {"name": [item[2]["name"] for item in batch]}
-    for key in EXTRA_KEYS:
-        values = [item[2].get(key) for item in batch]
-        if any(v is None for v in values):
-            continue
-        extras[key] = torch.stack(values) if key in ("size_map", "instances") else values
-    return images, masks, extras

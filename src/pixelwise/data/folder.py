@@ -97,12 +97,6 @@ def find_classes(root: str | Path, classes_file: str | Path | None = None) -> Cl
     return read_classes(path) if path.is_file() else None
 
 
-def read_class_names(root: str | Path) -> list[str] | None:
-    """Return the class names of ``root/classes.txt`` (either form), or None if there is none."""
-    classes = find_classes(root)
-    return None if classes is None else classes.names
-
-
 def hash_fraction(stem: str) -> float:
     """Return a number in [0, 1) fixed by ``stem`` alone (used for the train/val split)."""
     return int(hashlib.sha1(stem.encode("utf-8")).hexdigest()[:8], 16) / 2**32

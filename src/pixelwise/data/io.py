@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pixelwise.data.classes import ColorMap, check_unknown_policy, format_color
-from pixelwise.data.palette import IGNORE_COLOR, IGNORE_INDEX, voc_palette
+from pixelwise.data.classes import ColorMap, check_unknown_policy, format_color, pack, unpack
+from pixelwise.data.palette import IGNORE_COLOR, IGNORE_INDEX, label_mask, palette_table, voc_palette
 from pixelwise.errors import DataError
 
 PathLike = str | os.PathLike
@@ -141,11 +141,8 @@ def read_image(path: PathLike) -> np.ndarray:
 
 def _colour_lookup() -> dict[int, int]:
     """Map packed 0xRRGGBB VOC colours to their label (ignore colour -> 255)."""
-    pal = voc_palette(256).astype(np.int64)
-    packed = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
-    table = {int(c): i for i, c in enumerate(packed)}
-    ic = IGNORE_COLOR
-    table[(ic[0] << 16) | (ic[1] << 8) | ic[2]] = IGNORE_INDEX
+    table = {int(c): i for i, c in enumerate(pack(voc_palette(256)))}
+    table[int(pack(np.array(IGNORE_COLOR)))] = IGNORE_INDEX
     return table
 
 
@@ -219,21 +216,15 @@ def _index_mask(img: Image.Image, path: PathLike) -> np.ndarray:
             arr[:, :, 0], arr[:, :, 2]
         ):
             return np.array(arr[:, :, 0])
-        packed = (
-            (arr[:, :, 0].astype(np.int64) << 16)
-            | (arr[:, :, 1].astype(np.int64) << 8)
-            | arr[:, :, 2]
-        )
-        colours, inverse = np.unique(packed.ravel(), return_inverse=True)
+        colours, inverse = np.unique(pack(arr).ravel(), return_inverse=True)
         table = _colour_lookup()
         labels = np.empty(len(colours), dtype=np.uint8)
         for k, c in enumerate(colours):
             label = table.get(int(c))
             if label is None:
-                rgb = (int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255)
                 raise DataError(
-                    f"{path}: RGB colour mask with colour {rgb}, which is not in the VOC colour map; "
-                    "save masks as palette or grayscale PNGs holding class indices"
+                    f"{path}: RGB colour mask with colour {unpack(c)}, which is not in the VOC "
+                    "colour map; save masks as palette or grayscale PNGs holding class indices"
                 )
             labels[k] = label
         return labels[inverse].reshape(arr.shape[:2])
@@ -246,19 +237,11 @@ def write_mask(path: PathLike, mask: np.ndarray, palette: np.ndarray | None = No
     Palette rows beyond those given are VOC colours; label 255 is drawn in the VOC ignore colour.
     Parent directories are created.
     """
-    from pixelwise.data.palette import _full_palette
-
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"write_mask expects an (H, W) mask, got shape {mask.shape}")
-    if mask.dtype != np.uint8:
-        if mask.size and (mask.min() < 0 or mask.max() > 255):
-            raise ValueError("write_mask expects labels in 0..255")
-        mask = mask.astype(np.uint8)
+    mask = label_mask(mask, "write_mask")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(np.ascontiguousarray(mask))
-    img.putpalette(_full_palette(palette).ravel().tolist())
+    img.putpalette(palette_table(palette).ravel().tolist())
     img.save(path, format="PNG")
 
 
@@ -275,18 +258,3 @@ def write_image(path: PathLike, rgb: np.ndarray, quality: int = 95) -> None:
     else:
         img.save(path)
 
-
-def image_size(path: PathLike) -> tuple[int, int]:
-    """Return ``(H, W)`` of an image as it will be read (EXIF orientation applied), without decoding it."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{path}: unreadable image ({exc})") from None
-    if orientation in (5, 6, 7, 8):
-        w, h = h, w
-    return h, w

@@ -52,8 +52,9 @@ def voc_palette(n: int = 256) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def _full_palette(palette: np.ndarray | None) -> np.ndarray:
-    """Return a ``(256, 3)`` uint8 lookup table; missing rows are VOC colours, 255 is the ignore colour."""
+def palette_table(palette: np.ndarray | None = None) -> np.ndarray:
+    """Return the ``(256, 3)`` uint8 colour of every label: the rows of ``palette`` (``(n, 3)``)
+    first, VOC colours after them, and :data:`IGNORE_COLOR` for 255."""
     table = voc_palette(256)
     if palette is not None:
         pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
@@ -62,20 +63,26 @@ def _full_palette(palette: np.ndarray | None) -> np.ndarray:
     return table
 
 
+def label_mask(mask: np.ndarray, caller: str) -> np.ndarray:
+    """Return ``mask`` as an ``(H, W)`` uint8 array; ValueError (naming ``caller``) if it is not
+    2-D or holds labels outside 0..255."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"{caller} expects an (H, W) mask, got shape {mask.shape}")
+    if mask.dtype != np.uint8:
+        if mask.size and (mask.min() < 0 or mask.max() > 255):
+            raise ValueError(f"{caller} expects labels in 0..255")
+        mask = mask.astype(np.uint8)
+    return mask
+
+
 def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
     """Return the ``(H, W, 3)`` uint8 RGB colour image of an ``(H, W)`` label mask.
 
     ``palette`` is an ``(n, 3)`` array of class colours (default: VOC). Labels without a row get
     their VOC colour; label 255 (ignore) is always drawn in :data:`IGNORE_COLOR`.
     """
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"colorize expects an (H, W) mask, got shape {mask.shape}")
-    if mask.dtype != np.uint8:
-        if mask.size and (mask.min() < 0 or mask.max() > 255):
-            raise ValueError("colorize expects labels in 0..255")
-        mask = mask.astype(np.uint8)
-    return _full_palette(palette)[mask]
+    return palette_table(palette)[label_mask(mask, "colorize")]
 
 
 def overlay(

@@ -17,37 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.base import format_ids, instances_wanted, read_id_list, require_dirs, validate_pair
+from pixelwise.data.base import require_same_size
 from pixelwise.data.instances import instances_from_ids
-from pixelwise.data.io import read_image
-from pixelwise.data.palette import VOC_CLASSES
+from pixelwise.data.listed import Layout, ListedDataset
 from pixelwise.errors import DataError
 
-
-def resolve_sbd_root(root: str | Path) -> Path:
-    """Return the SBD ``dataset`` directory for ``root`` (``dataset`` or ``benchmark_RELEASE``)."""
-    root = Path(root).expanduser()
-    for cand in (root, root / "dataset", root / "benchmark_RELEASE" / "dataset"):
-        if (cand / "cls").is_dir() or (cand / "img").is_dir():
-            return cand
-    if not root.exists():
-        raise DataError(f"{root}: SBD root not found")
-    raise DataError(
-        f"{root}: not an SBD directory (expected img/ and cls/ in it, or in dataset/ or "
-        "benchmark_RELEASE/dataset/ below it)"
-    )
+SBD_LAYOUT = Layout(
+    kind="SBD", title="an SBD directory", lists="",
+    images="img", masks="cls", instances="inst", label_ext=".mat",
+    parents=("dataset", "benchmark_RELEASE/dataset"),
+)
 
 
 def sbd_split_ids(root: str | Path, split: str) -> list[str]:
     """Return the ids of ``<split>.txt`` (``train`` or ``val``) under an SBD root."""
-    root = resolve_sbd_root(root)
-    path = root / f"{split}.txt"
-    if not path.is_file():
-        avail = sorted(p.stem for p in root.glob("*.txt"))
-        raise DataError(
-            f"{path}: SBD split list not found; available: {', '.join(avail) or 'none'}"
-        )
-    return read_id_list(path)
+    return SBD_LAYOUT.split_ids(root, split)
 
 
 def _load_struct(path: Path, struct: str):
@@ -94,74 +78,21 @@ def read_sbd_instances(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return seg.astype(np.int32), cats
 
 
-class SBDSegmentation:
+class SBDSegmentation(ListedDataset):
     """SBD samples (raw numpy; see :mod:`pixelwise.data` for the keys), VOC's 21 classes.
 
     ``split`` is ``train`` or ``val`` (the list files), or give ``ids``. ``with_instances``:
     None = when inst/ exists, True = required, False = never.
     """
 
-    num_classes: int = 21
+    layout = SBD_LAYOUT
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        ids: list[str] | None = None,
-        with_instances: bool | None = None,
-    ) -> None:
-        self.root = resolve_sbd_root(root)
-        self.split = split
-        self.class_names: list[str] = list(VOC_CLASSES)
-        self.image_dir = self.root / "img"
-        self.cls_dir = self.root / "cls"
-        self.inst_dir = self.root / "inst"
-        require_dirs("SBD", self.image_dir, self.cls_dir)
-        self.with_instances = instances_wanted("SBD", with_instances, self.inst_dir)
-        self.names: list[str] = list(ids) if ids is not None else sbd_split_ids(self.root, split)
-        missing = []
-        for name in self.names:
-            img, cls, inst = self._paths(name)
-            missing += [str(p) for p in (img, cls) if not p.is_file()]
-            if self.with_instances and not inst.is_file():
-                missing.append(str(inst))
-        if missing:
-            raise DataError(
-                f"{self.root}: {len(missing)} file(s) of split {split!r} missing: "
-                f"{format_ids(missing, 3)}; run `pixelwise data check {self.root} --format sbd` "
-                "for the full report"
-            )
+    def _read_mask(self, path: Path) -> np.ndarray:
+        return read_sbd_class_mask(path)
 
-    def _paths(self, name: str) -> tuple[Path, Path, Path]:
-        return (
-            self.image_dir / f"{name}.jpg",
-            self.cls_dir / f"{name}.mat",
-            self.inst_dir / f"{name}.mat",
-        )
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> dict:
-        """Return sample ``index``: image (H,W,3) uint8, mask (H,W) uint8, name, and instances,
-        boxes, box_labels when instances are loaded."""
-        name = self.names[index]
-        img_path, cls_path, inst_path = self._paths(name)
-        image = read_image(img_path)
-        mask = read_sbd_class_mask(cls_path)
-        validate_pair(image, mask, self.num_classes, img_path, cls_path)
-        sample = {"image": image, "mask": mask, "name": name}
-        if self.with_instances:
-            seg, cats = read_sbd_instances(inst_path)
-            if seg.shape != mask.shape:
-                raise DataError(
-                    f"{inst_path}: GTinst.Segmentation is {seg.shape[1]}x{seg.shape[0]} but "
-                    f"{cls_path} is {mask.shape[1]}x{mask.shape[0]}"
-                )
-            inst, boxes, labels = instances_from_ids(seg, cats)
-            sample.update(instances=inst, boxes=boxes, box_labels=labels)
-        return sample
-
-    def __repr__(self) -> str:
-        return f"SBDSegmentation(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
+    def _read_instances(
+        self, path: Path, mask: np.ndarray, mask_path: Path
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        seg, cats = read_sbd_instances(path)
+        require_same_size(path, "GTinst.Segmentation", seg.shape, mask_path, mask.shape)
+        return instances_from_ids(seg, cats)

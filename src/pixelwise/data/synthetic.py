@@ -81,9 +81,9 @@ SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2, "pretrain": 3}
 DEFAULT_LENGTHS = {"train": 2000, "val": 200, "test": 200, "pretrain": 4000}
 WORLDS = ("objects", "shapes")
 P_PARTNER_CHILD = 0.6
+"""``objects`` world: probability that a child object is of its parent's partner class (context)."""
 BACKGROUND_TEXTURE_SCALE = 12.0
 """``objects`` world: pattern size (pixels) of background and clutter textures; objects use their radius."""
-"""``objects`` world: probability that a child object is of its parent's partner class (context)."""
 
 _TEXTURES = ("flat", "gradient", "stripes", "checker", "blotches", "noisy")
 
@@ -205,6 +205,21 @@ def _blob(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return out
 
 
+def _class_edges(mask: np.ndarray, width: int) -> np.ndarray:
+    """Return the ``(H, W)`` bool band of ``width`` pixels on each side of every class boundary
+    in the ``(H, W)`` label map ``mask`` (``width`` >= 1)."""
+    change_x = mask[:, 1:] != mask[:, :-1]
+    change_y = mask[1:, :] != mask[:-1, :]
+    edge = np.zeros(mask.shape, dtype=bool)
+    edge[:, 1:] |= change_x
+    edge[:, :-1] |= change_x
+    edge[1:, :] |= change_y
+    edge[:-1, :] |= change_y
+    if width > 1:
+        edge = ndimage.binary_dilation(edge, iterations=width - 1)
+    return edge
+
+
 class SyntheticShapes:
     """Procedural shapes-on-texture scenes (design in the module docstring).
 
@@ -275,36 +290,30 @@ class SyntheticShapes:
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], int(index)])
 
+    def _place(self, rng: np.random.Generator, r: float, *, sized: bool) -> dict:
+        """Draw the class, centre and angle of a main object of radius ``r``. ``key`` orders the
+        painting: roughly by size (``sized``), or 0 so that the extra small objects come last."""
+        h, w = self.size
+        obj = {
+            "cls": int(rng.integers(1, self.num_classes)),
+            "cy": rng.uniform(0, h),
+            "cx": rng.uniform(0, w),
+            "r": max(r, 1.5),
+            "angle": rng.uniform(0, 2 * math.pi),
+        }
+        obj["key"] = r * rng.uniform(0.7, 1.3) if sized else 0.0
+        return obj
+
     def _plan(self, rng: np.random.Generator) -> list[dict]:
         """Choose objects (class, centre, radius, angle, parent) in painting order."""
-        h, w = self.size
-        side = min(h, w)
+        side = min(self.size)
         n_shapes = self.num_classes - 1
         mains = []
         for _ in range(int(rng.integers(2, 6))):
             r = side * math.exp(rng.uniform(math.log(0.02), math.log(0.55)))
-            mains.append(
-                {
-                    "cls": int(rng.integers(1, n_shapes + 1)),
-                    "cy": rng.uniform(0, h),
-                    "cx": rng.uniform(0, w),
-                    "r": max(r, 1.5),
-                    "angle": rng.uniform(0, 2 * math.pi),
-                    "key": r * rng.uniform(0.7, 1.3),
-                }
-            )
+            mains.append(self._place(rng, r, sized=True))
         for _ in range(int(rng.integers(1, 5))):
-            r = side * rng.uniform(0.015, 0.06)
-            mains.append(
-                {
-                    "cls": int(rng.integers(1, n_shapes + 1)),
-                    "cy": rng.uniform(0, h),
-                    "cx": rng.uniform(0, w),
-                    "r": max(r, 1.5),
-                    "angle": rng.uniform(0, 2 * math.pi),
-                    "key": 0.0,
-                }
-            )
+            mains.append(self._place(rng, side * rng.uniform(0.015, 0.06), sized=False))
         mains.sort(key=lambda o: -o["key"])
         plan = []
         for obj in mains:
@@ -383,14 +392,47 @@ class SyntheticShapes:
             raise IndexError(
                 f"synthetic {self.split} index {index} out of range 0..{self.length - 1}"
             )
+        # one generator for the whole scene: the order of the draws below is part of the data
         rng = self._rng(index)
         h, w = self.size
         yy = np.arange(h, dtype=np.float32)[:, None]
         xx = np.arange(w, dtype=np.float32)[None, :]
         canvas = self._background(rng, yy, xx)
+        plan = self._plan(rng)
+        mask, inst, full_area = self._paint(rng, plan, canvas, yy, xx)
+        canvas += rng.normal(0.0, rng.uniform(2, 8), size=canvas.shape).astype(np.float32)
+        image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+        inst, old_ids = relabel_instances(inst)
+        areas = full_area[old_ids]
+        by_id = {o["id"]: o for o in plan if "id" in o}
+        size_map = size_map_from_instances(
+            inst, mask, areas=areas, small=self.small_fraction, large=self.large_fraction
+        )
+        if self.ignore_border > 0:
+            band = _class_edges(mask, self.ignore_border)
+            mask[band] = IGNORE_INDEX
+            size_map[band] = IGNORE_INDEX
+        sample = {
+            "image": image,
+            "mask": mask,
+            "name": self.names[index],
+            "instances": inst,
+            "boxes": boxes_from_instances(inst),
+            "box_labels": np.array([by_id[int(i)]["cls"] for i in old_ids], dtype=np.int64),
+            "size_map": size_map,
+        }
+        return sample, self._describe(inst, old_ids, areas, by_id)
+
+    def _paint(
+        self, rng: np.random.Generator, plan: list[dict], canvas: np.ndarray, yy: np.ndarray,
+        xx: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Paint ``plan`` onto ``canvas`` back to front; give each object its ``id`` (1..) and
+        return ``(mask (H, W) uint8, instances (H, W) int32, full shape area of each id (K + 1,))``."""
+        h, w = self.size
         mask = np.zeros((h, w), dtype=np.uint8)
         inst = np.zeros((h, w), dtype=np.int32)
-        plan = self._plan(rng)
         full_area = np.zeros(len(plan) + 1, dtype=np.int64)
         for k, obj in enumerate(plan, start=1):
             obj["id"] = k
@@ -415,29 +457,13 @@ class SyntheticShapes:
             canvas[y0:y1, x0:x1][inside] = tex[inside]
             mask[y0:y1, x0:x1][inside] = obj["cls"]
             inst[y0:y1, x0:x1][inside] = k
+        return mask, inst, full_area
 
-        canvas += rng.normal(0.0, rng.uniform(2, 8), size=canvas.shape).astype(np.float32)
-        image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-
-        inst, old_ids = relabel_instances(inst)
-        boxes = boxes_from_instances(inst)
-        areas = full_area[old_ids]
-        by_id = {o["id"]: o for o in plan if "id" in o}
-        labels = np.array([by_id[int(i)]["cls"] for i in old_ids], dtype=np.int64)
-        size_map = size_map_from_instances(
-            inst, mask, areas=areas, small=self.small_fraction, large=self.large_fraction
-        )
-        if self.ignore_border > 0:
-            edge = np.zeros((h, w), dtype=bool)
-            edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
-            edge[:, :-1] |= mask[:, 1:] != mask[:, :-1]
-            edge[1:, :] |= mask[1:, :] != mask[:-1, :]
-            edge[:-1, :] |= mask[1:, :] != mask[:-1, :]
-            if self.ignore_border > 1:
-                edge = ndimage.binary_dilation(edge, iterations=self.ignore_border - 1)
-            mask[edge] = IGNORE_INDEX
-            size_map[edge] = IGNORE_INDEX
-
+    def _describe(
+        self, inst: np.ndarray, old_ids: np.ndarray, areas: np.ndarray, by_id: dict[int, dict]
+    ) -> list[dict]:
+        """The visible objects of a painted scene, as :meth:`objects` describes them."""
+        h, w = self.size
         new_id = {int(o): n for n, o in enumerate(old_ids, start=1)}
         visible = np.bincount(inst.ravel(), minlength=len(old_ids) + 1)
         buckets = bucket_of_area(areas, h * w, small=self.small_fraction, large=self.large_fraction)
@@ -456,16 +482,7 @@ class SyntheticShapes:
                     "parent": None if parent is None else new_id.get(parent.get("id", -1), -1),
                 }
             )
-        sample = {
-            "image": image,
-            "mask": mask,
-            "name": self.names[index],
-            "instances": inst,
-            "boxes": boxes,
-            "box_labels": labels,
-            "size_map": size_map,
-        }
-        return sample, objects
+        return objects
 
     def __repr__(self) -> str:
         return (

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageEnhance
+from PIL import Image
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.data.instances import boxes_from_instances, relabel_instances
@@ -131,39 +131,6 @@ def crop_sample(sample: dict, top: int, left: int, size_hw: tuple[int, int]) -> 
     return _fix_boxes(out, lambda b: b - shift)
 
 
-def window_sample(
-    sample: dict,
-    top: int,
-    left: int,
-    size_hw: tuple[int, int],
-    image_fill: Sequence[int] = CAFFE_MEAN_RGB,
-    mask_fill: int = IGNORE_INDEX,
-) -> dict:
-    """Return a copy showing rows ``top:top+H`` and columns ``left:left+W``; the window may reach
-    outside the image, where the image gets ``image_fill``, the mask ``mask_fill`` and the other
-    label keys their :data:`FILL` value."""
-    h, w = int(size_hw[0]), int(size_hw[1])
-    h0, w0 = _hw(sample)
-    # overlap of the window with the image, in image and in window coordinates
-    y0, x0 = max(top, 0), max(left, 0)
-    y1, x1 = min(top + h, h0), min(left + w, w0)
-    out = dict(sample)
-
-    def take(arr: np.ndarray, fill) -> np.ndarray:
-        res = np.empty((h, w) + arr.shape[2:], dtype=arr.dtype)
-        res[...] = np.asarray(fill, dtype=arr.dtype)
-        if y1 > y0 and x1 > x0:
-            res[y0 - top : y1 - top, x0 - left : x1 - left] = arr[y0:y1, x0:x1]
-        return res
-
-    out["image"] = take(sample["image"], image_fill)
-    for key in PIXEL_KEYS:
-        if key in sample:
-            out[key] = take(np.asarray(sample[key]), mask_fill if key == "mask" else FILL[key])
-    shift = np.array([left, top, left, top], dtype=np.float32)
-    return _fix_boxes(out, lambda b: b - shift)
-
-
 def hflip_sample(sample: dict) -> dict:
     """Return a copy mirrored left-right."""
     _, w = _hw(sample)
@@ -201,26 +168,6 @@ class Compose:
 
     def __repr__(self) -> str:
         return f"Compose({self.transforms!r})"
-
-
-class Resize:
-    """Resize to ``(H, W)`` if given a pair; given an int, scale the shorter side to it."""
-
-    def __init__(self, size: int | Sequence[int]) -> None:
-        self.size = size
-
-    def __call__(self, sample: dict, rng: np.random.Generator | None = None) -> dict:
-        """Return the resized sample (``rng`` is unused)."""
-        if isinstance(self.size, int):
-            h, w = _hw(sample)
-            s = self.size / min(h, w)
-            target = (max(1, round(h * s)), max(1, round(w * s)))
-        else:
-            target = _as_hw(self.size)
-        return resize_sample(sample, target)
-
-    def __repr__(self) -> str:
-        return f"Resize({self.size!r})"
 
 
 class RandomScale:
@@ -271,53 +218,6 @@ class RandomCrop:
         return f"RandomCrop({self.size}, mask_fill={self.mask_fill})"
 
 
-class ObjectCrop:
-    """DeconvNet stage-1 style crop: centre a square window on one random object box.
-
-    The window's side is ``max(box width, box height)`` times a factor drawn from
-    ``enlarge`` (default 1.2 to 1.5), shifted by up to ``jitter`` of the side; parts outside the
-    image are padded (image ``image_fill``, mask 255). The window is then resized to ``size``
-    (default 250; follow with ``RandomCrop(224)`` and a flip as in the paper). Other objects inside
-    the window keep their labels. A sample without boxes is resized whole (aspect not kept).
-    """
-
-    def __init__(
-        self,
-        size: int | Sequence[int] = 250,
-        enlarge: tuple[float, float] = (1.2, 1.5),
-        jitter: float = 0.1,
-        image_fill: Sequence[int] = CAFFE_MEAN_RGB,
-        min_box: float = 1.0,
-    ) -> None:
-        if not 0 < enlarge[0] <= enlarge[1]:
-            raise ValueError(f"enlarge must be (low, high) with 0 < low <= high, got {enlarge}")
-        self.size = _as_hw(size)
-        self.enlarge = (float(enlarge[0]), float(enlarge[1]))
-        self.jitter = float(jitter)
-        self.image_fill = tuple(int(v) for v in image_fill)
-        self.min_box = float(min_box)
-
-    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        """Return the object-centred crop, resized to ``size``."""
-        boxes = np.asarray(sample.get("boxes", np.zeros((0, 4))), dtype=np.float32).reshape(-1, 4)
-        sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        usable = np.flatnonzero(sides >= self.min_box)
-        if len(usable) == 0:
-            return resize_sample(sample, self.size)
-        x0, y0, x1, y1 = boxes[int(usable[rng.integers(len(usable))])]
-        side = max(x1 - x0, y1 - y0) * rng.uniform(*self.enlarge)
-        cx = (x0 + x1) / 2 + rng.uniform(-self.jitter, self.jitter) * side
-        cy = (y0 + y1) / 2 + rng.uniform(-self.jitter, self.jitter) * side
-        side_px = max(1, int(round(side)))
-        top = int(round(cy - side_px / 2))
-        left = int(round(cx - side_px / 2))
-        window = window_sample(sample, top, left, (side_px, side_px), self.image_fill)
-        return resize_sample(window, self.size)
-
-    def __repr__(self) -> str:
-        return f"ObjectCrop(size={self.size}, enlarge={self.enlarge}, jitter={self.jitter})"
-
-
 class RandomHorizontalFlip:
     """Mirror left-right with probability ``p``."""
 
@@ -330,61 +230,6 @@ class RandomHorizontalFlip:
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
-
-
-class ColorJitter:
-    """Random brightness, contrast, saturation (factors in ``[1 - x, 1 + x]``) and hue shift
-    (fraction of the colour circle in ``[-hue, hue]``), applied in random order to the image only."""
-
-    def __init__(
-        self,
-        brightness: float = 0.2,
-        contrast: float = 0.2,
-        saturation: float = 0.2,
-        hue: float = 0.0,
-    ) -> None:
-        if min(brightness, contrast, saturation, hue) < 0 or hue > 0.5:
-            raise ValueError("jitter amounts must be >= 0 and hue <= 0.5")
-        self.brightness, self.contrast, self.saturation, self.hue = (
-            brightness,
-            contrast,
-            saturation,
-            hue,
-        )
-
-    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        """Return the sample with a jittered image."""
-        img = Image.fromarray(sample["image"])
-        ops = []
-        if self.brightness:
-            ops.append(("b", rng.uniform(1 - self.brightness, 1 + self.brightness)))
-        if self.contrast:
-            ops.append(("c", rng.uniform(1 - self.contrast, 1 + self.contrast)))
-        if self.saturation:
-            ops.append(("s", rng.uniform(1 - self.saturation, 1 + self.saturation)))
-        if self.hue:
-            ops.append(("h", rng.uniform(-self.hue, self.hue)))
-        for k in rng.permutation(len(ops)):
-            kind, f = ops[int(k)]
-            if kind == "b":
-                img = ImageEnhance.Brightness(img).enhance(f)
-            elif kind == "c":
-                img = ImageEnhance.Contrast(img).enhance(f)
-            elif kind == "s":
-                img = ImageEnhance.Color(img).enhance(f)
-            else:
-                hsv = np.array(img.convert("HSV"))
-                hsv[:, :, 0] = (hsv[:, :, 0].astype(np.int16) + int(round(f * 255))) % 256
-                img = Image.fromarray(hsv, "HSV").convert("RGB")
-        out = dict(sample)
-        out["image"] = np.array(img, dtype=np.uint8)
-        return out
-
-    def __repr__(self) -> str:
-        return (
-            f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
-            f"saturation={self.saturation}, hue={self.hue})"
-        )
 
 
 def normalize_image(
@@ -405,21 +250,3 @@ def normalize_image(
     std = torch.tensor(conv.std, dtype=torch.float32).view(3, 1, 1)
     return ((x * conv.scale - mean) / std).contiguous()
 
-
-def denormalize(
-    tensor: torch.Tensor, convention: InputConvention | str | dict = CAFFE_BGR
-) -> np.ndarray:
-    """Undo :func:`normalize_image`: ``(3, H, W)`` -> ``(H, W, 3)`` uint8 RGB, or
-    ``(N, 3, H, W)`` -> ``(N, H, W, 3)`` (rounded, clipped to 0..255)."""
-    conv = get_convention(convention)
-    x = tensor.detach().to("cpu", torch.float32)
-    if x.ndim not in (3, 4) or x.shape[-3] != 3:
-        raise ValueError(f"denormalize expects (3, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
-    shape = (3, 1, 1)
-    mean = torch.tensor(conv.mean, dtype=torch.float32).view(shape)
-    std = torch.tensor(conv.std, dtype=torch.float32).view(shape)
-    x = (x * std + mean) / conv.scale
-    if conv.channel_order.upper() == "BGR":
-        x = x.flip(-3)
-    x = x.round().clamp(0, 255).to(torch.uint8)
-    return np.ascontiguousarray(x.movedim(-3, -1).numpy())

@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 segmentation (``VOCdevkit/VOC2012``).
+"""PASCAL VOC 2012 segmentation (``VOCdevkit/VOC2012``) and FCN's ``seg11valid`` split of it.
 
 Layout read::
 
@@ -10,48 +10,86 @@ Layout read::
 Samples carry ``instances``/``boxes``/``box_labels`` when SegmentationObject is there; each
 object's class is the majority class of its pixels in SegmentationClass, and boundary pixels (255)
 belong to no instance.
+
+``seg11valid`` is FCN's validation set, the 736 ids of the ``seg11valid.txt`` list released with
+FCN (``data/pascal/seg11valid.txt`` in the FCN code). pixelwise ships a byte-identical copy as
+package data (``pixelwise/data/seg11valid.txt``) and uses it as is, in its order (sorted). FCN
+describes the set as VOC2011 val images not in SBD train; that cannot be recomputed from the
+VOC2012 lists alone (it needs VOC2011's own val list): every VOC2012 ``val`` id has a 2007-2011
+prefix (VOC2012 annotated more images, none with a 2012 prefix), so "VOC2012 val from 2011 or
+earlier minus SBD train" gives far more than 736 ids. Given a VOC2012 root,
+:func:`seg11valid_ids` checks that every listed id has its ``SegmentationClass/<id>.png`` there.
 """
 
 from __future__ import annotations
 
+import functools
+from importlib import resources
 from pathlib import Path
 
-from pixelwise.data.base import format_ids, instances_wanted, read_id_list, require_dirs, validate_pair
+import numpy as np
+
+from pixelwise.data.base import format_ids, parse_id_list, require_same_size
 from pixelwise.data.instances import instances_from_objects
-from pixelwise.data.io import read_image, read_mask
-from pixelwise.data.palette import VOC_CLASSES
+from pixelwise.data.io import read_mask
+from pixelwise.data.listed import Layout, ListedDataset
 from pixelwise.errors import DataError
 
+VOC_LAYOUT = Layout(
+    kind="VOC", title="a VOC2012 directory", lists="ImageSets/Segmentation",
+    images="JPEGImages", masks="SegmentationClass", instances="SegmentationObject", label_ext=".png",
+    parents=("VOC2012", "VOCdevkit/VOC2012"),
+)
 
-def resolve_voc_root(root: str | Path) -> Path:
-    """Return the ``VOC2012`` directory for ``root`` (``VOC2012``, ``VOCdevkit`` or their parent)."""
-    root = Path(root).expanduser()
-    for cand in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
-        if (cand / "JPEGImages").is_dir() or (cand / "SegmentationClass").is_dir():
-            return cand
-    if not root.exists():
-        raise DataError(f"{root}: VOC root not found")
-    raise DataError(
-        f"{root}: not a VOC2012 directory (expected JPEGImages/ and SegmentationClass/ in it, "
-        "or in VOC2012/ or VOCdevkit/VOC2012/ below it)"
-    )
+SEG11VALID_FILE = "seg11valid.txt"
+"""Name of the shipped list, a data file of the :mod:`pixelwise.data` package."""
 
 
 def voc_split_ids(root: str | Path, split: str) -> list[str]:
     """Return the ids of ``ImageSets/Segmentation/<split>.txt`` under a VOC2012 root."""
-    root = resolve_voc_root(root)
-    list_dir = root / "ImageSets" / "Segmentation"
-    path = list_dir / f"{split}.txt"
-    if not path.is_file():
-        avail = sorted(p.stem for p in list_dir.glob("*.txt")) if list_dir.is_dir() else []
-        extra = "seg11valid (FCN's list, shipped with pixelwise)"
+    return VOC_LAYOUT.split_ids(root, split, also=("seg11valid (FCN's list, shipped with pixelwise)",))
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_seg11valid() -> tuple[str, ...]:
+    try:
+        text = resources.files("pixelwise.data").joinpath(SEG11VALID_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a broken install: the data file did not ship
         raise DataError(
-            f"{path}: VOC split list not found; available: {', '.join(avail + [extra]) or extra}"
-        )
-    return read_id_list(path)
+            f"pixelwise/data/{SEG11VALID_FILE}: the shipped seg11valid list is missing or unreadable "
+            f"({exc}); reinstall pixelwise"
+        ) from None
+    return tuple(parse_id_list(text))
 
 
-class VOCSegmentation:
+def seg11valid_list() -> list[str]:
+    """Return FCN's ``seg11valid`` ids as shipped (736 ids, the list's order); reads no dataset."""
+    return list(_shipped_seg11valid())
+
+
+def seg11valid_ids(voc_root: str | Path | None = None, sbd_root: str | Path | None = None) -> list[str]:
+    """Return FCN's ``seg11valid`` ids (the shipped list, in its order), checked against ``voc_root``.
+
+    With ``voc_root`` (a VOC2012 directory, or a directory above it), every listed id must have
+    ``SegmentationClass/<id>.png`` there, else a one-line :class:`DataError` names the root and
+    some missing ids. ``sbd_root`` is not needed any more (the list is not recomputed from SBD);
+    it is accepted, and not read, so that older calls keep working.
+    """
+    del sbd_root  # kept in the signature for older callers; the shipped list needs no SBD
+    ids = seg11valid_list()
+    if voc_root is not None:
+        root = VOC_LAYOUT.find_root(voc_root)
+        missing = [i for i in ids if not VOC_LAYOUT.paths(root, i)[1].is_file()]
+        if missing:
+            raise DataError(
+                f"{root}: {len(missing)} of the {len(ids)} seg11valid ids have no "
+                f"SegmentationClass/<id>.png: {format_ids(missing)}; seg11valid needs the full "
+                "VOC2012 trainval segmentation release (VOCtrainval_11-May-2012)"
+            )
+    return ids
+
+
+class VOCSegmentation(ListedDataset):
     """PASCAL VOC 2012 segmentation samples (raw numpy; see :mod:`pixelwise.data` for the keys).
 
     ``split`` names a list in ``ImageSets/Segmentation`` or is ``"seg11valid"`` (FCN's validation
@@ -60,78 +98,22 @@ class VOCSegmentation:
     SegmentationObject/ exists, True = required, False = never.
     """
 
-    num_classes: int = 21
+    layout = VOC_LAYOUT
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        ids: list[str] | None = None,
-        with_instances: bool | None = None,
-        sbd_root: str | Path | None = None,
-    ) -> None:
-        self.root = resolve_voc_root(root)
-        self.split = split
-        self.class_names: list[str] = list(VOC_CLASSES)
-        self.image_dir = self.root / "JPEGImages"
-        self.mask_dir = self.root / "SegmentationClass"
-        self.object_dir = self.root / "SegmentationObject"
-        require_dirs("VOC", self.image_dir, self.mask_dir)
-        self.with_instances = instances_wanted("VOC", with_instances, self.object_dir)
-        if ids is None:
-            if split == "seg11valid":
-                from pixelwise.data.splits import seg11valid_ids
+    def __init__(self, root: str | Path, split: str = "train", *, ids: list[str] | None = None,
+                 with_instances: bool | None = None, sbd_root: str | Path | None = None) -> None:
+        del sbd_root  # accepted so that older calls keep working; seg11valid needs no SBD
+        super().__init__(root, split, ids=ids, with_instances=with_instances)
 
-                ids = seg11valid_ids(self.root)
-            else:
-                ids = voc_split_ids(self.root, split)
-        self.names: list[str] = list(ids)
-        self._check_files()
+    def _split_ids(self, split: str) -> list[str]:
+        return seg11valid_ids(self.root) if split == "seg11valid" else voc_split_ids(self.root, split)
 
-    def _paths(self, name: str) -> tuple[Path, Path, Path]:
-        return (
-            self.image_dir / f"{name}.jpg",
-            self.mask_dir / f"{name}.png",
-            self.object_dir / f"{name}.png",
-        )
+    def _read_mask(self, path: Path) -> np.ndarray:
+        return read_mask(path)
 
-    def _check_files(self) -> None:
-        missing = []
-        for name in self.names:
-            img, mask, obj = self._paths(name)
-            missing += [str(p) for p in (img, mask) if not p.is_file()]
-            if self.with_instances and not obj.is_file():
-                missing.append(str(obj))
-        if missing:
-            raise DataError(
-                f"{self.root}: {len(missing)} file(s) of split {self.split!r} missing: "
-                f"{format_ids(missing, 3)}; run `pixelwise data check {self.root} --format voc` "
-                "for the full report"
-            )
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> dict:
-        """Return sample ``index``: image (H,W,3) uint8, mask (H,W) uint8, name, and instances,
-        boxes, box_labels when instances are loaded."""
-        name = self.names[index]
-        img_path, mask_path, obj_path = self._paths(name)
-        image = read_image(img_path)
-        mask = read_mask(mask_path)
-        validate_pair(image, mask, self.num_classes, img_path, mask_path)
-        sample = {"image": image, "mask": mask, "name": name}
-        if self.with_instances:
-            objects = read_mask(obj_path)
-            if objects.shape != mask.shape:
-                raise DataError(
-                    f"{obj_path}: object mask is {objects.shape[1]}x{objects.shape[0]} but "
-                    f"{mask_path} is {mask.shape[1]}x{mask.shape[0]}"
-                )
-            inst, boxes, labels = instances_from_objects(objects, mask)
-            sample.update(instances=inst, boxes=boxes, box_labels=labels)
-        return sample
-
-    def __repr__(self) -> str:
-        return f"VOCSegmentation(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
+    def _read_instances(
+        self, path: Path, mask: np.ndarray, mask_path: Path
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        objects = read_mask(path)
+        require_same_size(path, "object mask", objects.shape, mask_path, mask.shape)
+        return instances_from_objects(objects, mask)
