@@ -29,12 +29,12 @@ import contextlib
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixelwise.errors import PixelwiseError
 from pixelwise.fast.fc import use_fc_matmul
 from pixelwise.fast.fold import fold_batchnorm
+from pixelwise.models.base import ANY_SIZE, ModelCard, ModelInterface, SizeRule, model_family
 from pixelwise.runtime import cpu_supports_bf16, resolve_device
 
 ENGINES = ("auto", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
@@ -50,42 +50,24 @@ AUTO_ENGINES: dict[str, str] = {"fcn": "channels_last", "deconvnet": "channels_l
 AUTO_ENGINES_MANY: dict[str, str] = {"fcn": "onnxruntime", "deconvnet": "channels_last"}
 ORT_MIN_IMAGES = 50
 
-# metadata copied from the model onto the engine, so callers can use either interchangeably
+# what the engine carries over from the model, so callers can use either interchangeably
 _META = ("num_classes", "input_convention", "class_names", "pixelwise_spec", "input_size", "proposal_pad")
 
 
-def model_family(model: nn.Module) -> str:
-    """Return ``"fcn"``, ``"deconvnet"``, ``"ensemble"`` or ``"other"`` for a model instance."""
-    from pixelwise.models.deconvnet import DeconvNet
-    from pixelwise.models.ensemble import EDeconvNet
-    from pixelwise.models.fcn import FCN
-
-    if isinstance(model, EDeconvNet):
-        return "ensemble"
-    if isinstance(model, DeconvNet):
-        return "deconvnet"
-    if isinstance(model, FCN):
-        return "fcn"
-    return "other"
-
-
-def _pad_to_proposal(x: torch.Tensor, min_side: int) -> tuple[torch.Tensor, int, int]:
-    """Pad ``x`` bottom/right to sides that are multiples of 32 and >= ``min_side`` (DeconvNet's
-    ``input_size``)."""
-    height, width = x.shape[-2:]
-    pad_h = max(min_side, height + (-height) % 32) - height
-    pad_w = max(min_side, width + (-width) % 32) - width
-    return F.pad(x, (0, pad_w, 0, pad_h)), height, width
-
-
-class PreparedModel(nn.Module):
+class PreparedModel(ModelInterface, nn.Module):
     """A model prepared by :func:`prepare_for_inference`.
 
     ``self(x)``: ``(N, 3, H, W)`` images -> ``(N, C, H, W)`` float32 logits on ``x``'s device.
-    Carries the original model's ``num_classes``, ``input_convention``, ``class_names`` and
-    ``pixelwise_spec``, plus ``engine`` (its name) and ``inner`` (the module that runs). For a
-    DeconvNet, :meth:`forward_any_size` pads and crops like ``DeconvNet.forward_any_size``; for an
-    EDeconvNet, ``fcn`` / ``deconvnet`` / ``member_logits`` reach the prepared members.
+    It answers the model interface (:class:`pixelwise.models.base.ModelInterface`: ``family``,
+    the card's ``pixelwise_spec`` / ``input_convention`` / ``class_names``, ``valid_size``,
+    ``check_input_size``, :meth:`forward_any_size`) and carries the model's ``num_classes``,
+    ``input_size`` and ``proposal_pad`` (None where the model has none), plus ``engine`` (its
+    name) and ``inner`` (the module that runs). For an EDeconvNet, ``fcn`` / ``deconvnet`` /
+    ``member_logits`` / ``mode`` reach the prepared members.
+
+    ``meta`` holds the model's values of :data:`_META`; the size rule is the inner engine's (a
+    pixelwise model's or an :class:`~pixelwise.weights.onnx_engine.OnnxModel`'s; any size for
+    other modules).
     """
 
     def __init__(
@@ -110,21 +92,48 @@ class PreparedModel(nn.Module):
         self.channels_last = channels_last
         self.autocast_dtype = autocast_dtype
         self.convert_input = convert_input
-        for key, value in (meta or {}).items():
-            setattr(self, key, value)
+        meta = dict(meta or {})
+        unknown = sorted(set(meta) - set(_META))
+        if unknown:
+            raise TypeError(f"PreparedModel: unknown meta keys {unknown}; valid: {', '.join(_META)}")
+        self.card = ModelCard(meta.get("pixelwise_spec"), meta.get("input_convention"), meta.get("class_names"))
+        self.num_classes: int | None = meta.get("num_classes")
+        self.input_size: int | None = meta.get("input_size")
+        self.proposal_pad: str | None = meta.get("proposal_pad")
+        self._size_rule: SizeRule = getattr(inner, "size_rule", ANY_SIZE)
 
-    def __getattr__(self, name: str):
-        # nn.Module resolves parameters/submodules; everything else falls through to the inner
-        # model (e.g. an ensemble's prepared ``fcn`` / ``deconvnet`` members)
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            inner = self._modules.get("inner")
-            if inner is None:
-                inner = self.__dict__.get("inner")  # a non-Module engine (ONNX Runtime session)
-            if inner is None or name.startswith("_"):
-                raise
-            return getattr(inner, name)
+    @property
+    def size_rule(self) -> SizeRule:
+        """The input sizes the engine takes (those of the model it was prepared from)."""
+        return self._size_rule
+
+    @property
+    def _size_subject(self) -> str:
+        return type(self.inner).__name__
+
+    def _ensemble(self) -> nn.Module:
+        if self.family != "ensemble":
+            raise AttributeError(f"a prepared {self.family} model has no ensemble members")
+        return self.inner
+
+    @property
+    def fcn(self) -> "PreparedModel":
+        """An ensemble's prepared FCN-8s."""
+        return self._ensemble().fcn
+
+    @property
+    def deconvnet(self) -> "PreparedModel":
+        """An ensemble's prepared DeconvNet."""
+        return self._ensemble().deconvnet
+
+    @property
+    def mode(self) -> str:
+        """An ensemble's combination, ``mean`` or ``product``."""
+        return self._ensemble().mode
+
+    def member_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An ensemble's ``(fcn_logits, deconvnet_logits)``, each ``(N, C, H, W)`` float32."""
+        return self._ensemble().member_logits(x)
 
     def _convert(self, x: torch.Tensor) -> torch.Tensor:
         if not self.convert_input:
@@ -145,15 +154,6 @@ class PreparedModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``(N, C, H, W)`` float32 logits for ``(N, 3, H, W)`` images."""
         return self._run(self.inner, x)
-
-    def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
-        """DeconvNet on any input size: pad to a valid size, run, crop back to ``(N, C, H, W)``."""
-        if self.family != "deconvnet":
-            return self.forward(x)
-        from pixelwise.models.deconvnet import PROPOSAL_SIZE
-
-        padded, height, width = _pad_to_proposal(x, getattr(self, "input_size", PROPOSAL_SIZE))
-        return self.forward(padded)[..., :height, :width]
 
     def extra_repr(self) -> str:
         return f"engine={self.engine}, family={self.family}, device={self.device}"
@@ -244,19 +244,23 @@ def prepare_for_inference(
         p.requires_grad_(False)
     if name == "plain":
         return PreparedModel(work.to(dev), engine=name, family=family, device=dev, meta=meta)
-    fold_batchnorm(work)
+    rewrite = family != "other"  # only pixelwise models name their layers; others get layout/dtype only
+    if rewrite:
+        fold_batchnorm(work)
     if name == "onnxruntime":
         from pixelwise.fast.onnx import onnx_engine
 
         session = onnx_engine(work, threads=threads)
         return PreparedModel(session, engine=name, family=family, device=torch.device("cpu"), meta=meta)
     if name == "eager":
-        use_fc_matmul(work)
+        if rewrite:
+            use_fc_matmul(work)
         return PreparedModel(work, engine=name, family=family, device=dev, meta=meta)
     work = work.to(device=dev, memory_format=torch.channels_last)
     if name == "bf16":
         work = work.to(torch.bfloat16)
-    use_fc_matmul(work)  # after the layout change: the GEMM layers keep contiguous weights
+    if rewrite:
+        use_fc_matmul(work)  # after the layout change: the GEMM layers keep contiguous weights
     if name == "channels_last":
         return PreparedModel(work, engine=name, family=family, device=dev, channels_last=True, meta=meta)
     if name == "bf16":

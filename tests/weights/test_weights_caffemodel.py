@@ -31,13 +31,13 @@ def test_reads_both_layer_lists_and_value_encodings(tmp_path, v1, packed):
     assert conv.type == "Convolution"
     np.testing.assert_array_equal(conv.blobs[0], w)
     # V1 stores every blob as legacy num/channels/height/width: a bias is (1, 1, 1, 4)
-    assert conv.shapes[1] == ((1, 1, 1, 4) if v1 else (4,))
+    assert tuple(conv.blobs[1].shape) == ((1, 1, 1, 4) if v1 else (4,))
     np.testing.assert_array_equal(conv.blobs[1].reshape(-1), b)
     fc = net.get("fc")
     assert fc.type == "InnerProduct"
-    assert fc.shapes[0] == ((1, 1, 5, 36) if v1 else (5, 36))
+    assert tuple(fc.blobs[0].shape) == ((1, 1, 5, 36) if v1 else (5, 36))
     np.testing.assert_array_equal(fc.blobs[0].reshape(5, 36), ip)
-    assert [layer.name for layer in net.weighted()] == ["conv1_1", "fc"]
+    assert [layer.name for layer in net.layers if layer.blobs] == ["conv1_1", "fc"]
 
 
 def test_double_data_and_scalar_blob(tmp_path):
@@ -46,7 +46,7 @@ def test_double_data_and_scalar_blob(tmp_path):
     layer = read_caffemodel(_write(tmp_path, data)).get("x")
     assert layer.blobs[0].dtype == np.float32
     np.testing.assert_allclose(layer.blobs[0], a.astype(np.float32))
-    assert layer.shapes[1] == () and float(layer.blobs[1]) == 3.0
+    assert tuple(layer.blobs[1].shape) == () and float(layer.blobs[1]) == 3.0
 
 
 def test_fork_bn_mode_and_bvlc_params_are_read(tmp_path):

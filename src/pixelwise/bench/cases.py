@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import pixelwise
+from pixelwise.models.base import SegmentationModel
 from pixelwise.models.flops import count_flops
 from pixelwise.models.registry import get_entry
 
@@ -72,13 +73,14 @@ class Case:
         return Case(**d)
 
 
-def randomise(model: nn.Module, seed: int) -> nn.Module:
-    """Give zero-initialised score layers and identity batch norms random values, in place."""
+def randomise(model: SegmentationModel, seed: int) -> SegmentationModel:
+    """Give the zero-initialised score layers (``model.score_layers``) and identity batch norms
+    random values, in place; returns ``model``."""
     gen = torch.Generator().manual_seed(seed)
+    scores = set(model.score_layers)
     with torch.no_grad():
-        for name, m in model.named_modules():
-            leaf = name.rsplit(".", 1)[-1]
-            if isinstance(m, nn.Conv2d) and (leaf.startswith("score") or leaf == "seg_score"):
+        for name, m in model.named_modules():  # one pass in module order: the draws stay in that order
+            if name in scores:
                 fan_in = m.weight[0].numel()
                 m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * fan_in**-0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
@@ -124,9 +126,9 @@ def case_gflop(case: Case) -> float:
     with torch.device("meta"):
         model = pixelwise.create_model(case.model, num_classes=case.num_classes, width=case.model_width)
     if case.kind == "proposals":
-        member = model.deconvnet if family(case) == "ensemble" else model
+        member = model.deconvnet if model.family == "ensemble" else model
         flop = count_flops(member.eval(), PROPOSAL_SIZE, PROPOSAL_SIZE, batch=case.batch)
-        if family(case) == "ensemble":  # + FCN-8s on the whole image
+        if model.family == "ensemble":  # + FCN-8s on the whole image
             flop += count_flops(model.fcn.eval(), case.height, case.width)
         return flop / 1e9
     if case.kind == "tiled":

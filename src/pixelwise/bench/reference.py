@@ -3,7 +3,7 @@
 These follow what the widely used PyTorch ports of FCN-8s and DeconvNet do: a flat module with
 one attribute per Caffe layer, ``nn.MaxPool2d`` / ``nn.MaxUnpool2d``, the release's crop offsets
 hard-coded, batch norm as separate layers, fc6 as a 7x7 convolution, fp32, NCHW, no rewrites.
-Their leaf names equal the pixelwise parameter names (minus ``backbone.``), so
+Their leaf names equal the pixelwise parameter names (minus the model's ``backbone_prefix``), so
 :func:`copy_weights` makes a reference compute exactly the pixelwise model's function (tested):
 then a speed ratio compares implementations, not different networks.
 """
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelwise.models.base import SegmentationModel, model_family, pad_to_multiple
 from pixelwise.models.layers import bilinear_kernel
 from pixelwise.models.vgg import scaled
 
@@ -168,7 +169,7 @@ class ReferenceEnsemble(nn.Module):
         from pixelwise.models.ensemble import combine_scores
 
         h, w = x.shape[2:]
-        pad_h, pad_w = max(224, h + (-h) % 32) - h, max(224, w + (-w) % 32) - w
+        pad_h, pad_w = pad_to_multiple(h, 32, 224) - h, pad_to_multiple(w, 32, 224) - w
         d = self.deconvnet(F.pad(x, (0, pad_w, 0, pad_h)))[..., :h, :w]
         return combine_scores(self.fcn(x), d, self.mode)
 
@@ -178,39 +179,42 @@ def reference_for(model: nn.Module, width: float | None = None) -> nn.Module:
 
     ``width`` defaults to the one in ``model.pixelwise_spec`` (1.0 without a spec).
     """
-    from pixelwise.models.deconvnet import DeconvNet
-    from pixelwise.models.ensemble import EDeconvNet
-    from pixelwise.models.fcn import FCN
-
+    family = model_family(model)
+    if family == "other":
+        raise ValueError(f"no reference model for {type(model).__name__}")
     if width is None:
-        width = float(getattr(model, "pixelwise_spec", {}).get("width", 1.0))
-    if isinstance(model, EDeconvNet):
+        width = float((model.pixelwise_spec or {}).get("width", 1.0))
+    if family == "ensemble":
         return ReferenceEnsemble(
             reference_for(model.fcn, width), reference_for(model.deconvnet, width), model.mode
         )
-    floor = model.backbone.min_channels if isinstance(model, (DeconvNet, FCN)) else 1
-    if isinstance(model, DeconvNet):
+    floor = model.backbone.min_channels
+    if family == "deconvnet":
         if model.input_size != 224:
             raise ValueError("the reference DeconvNet implements the paper's 224-pixel proposals only")
         return ReferenceDeconvNet(num_classes=model.num_classes, width=width, min_channels=floor)
-    if isinstance(model, FCN):
-        if not model.pad100:
-            raise ValueError("the reference FCN implements the release geometry (pad100=True) only")
-        stride = {0: 32, 1: 16, 2: 8}[len(model.skips)]
-        if model.backbone.fc6_kernel != 7:
-            raise ValueError("the reference FCN implements VGG16's 7x7 fc6 only")
-        return ReferenceFCN(stride=stride, num_classes=model.num_classes, width=width, atonce=bool(model.skip_scales),
-                            min_channels=floor)
-    raise ValueError(f"no reference model for {type(model).__name__}")
+    if not model.pad100:
+        raise ValueError("the reference FCN implements the release geometry (pad100=True) only")
+    stride = {0: 32, 1: 16, 2: 8}[len(model.skips)]
+    if model.backbone.fc6_kernel != 7:
+        raise ValueError("the reference FCN implements VGG16's 7x7 fc6 only")
+    return ReferenceFCN(stride=stride, num_classes=model.num_classes, width=width, atonce=bool(model.skip_scales),
+                        min_channels=floor)
 
 
-def copy_weights(reference: nn.Module, model: nn.Module) -> nn.Module:
-    """Copy every tensor of the pixelwise ``model`` into ``reference`` (matched by leaf name).
+def copy_weights(reference: nn.Module, model: SegmentationModel) -> nn.Module:
+    """Copy every tensor of the pixelwise ``model`` into ``reference`` (matched by leaf name: the
+    model's names without its ``backbone_prefix``; an ensemble member by member).
 
     Raises ``ValueError`` when a name or shape does not match. Returns ``reference``.
     """
+    if model.family == "ensemble":  # each member carries its own backbone
+        copy_weights(reference.fcn, model.fcn)
+        copy_weights(reference.deconvnet, model.deconvnet)
+        return reference
     own = reference.state_dict()
-    src = {k.replace("backbone.", ""): v for k, v in model.state_dict().items()}
+    prefix = f"{model.backbone_prefix}."
+    src = {k.removeprefix(prefix): v for k, v in model.state_dict().items()}
     if set(own) != set(src):
         missing, extra = sorted(set(own) - set(src)), sorted(set(src) - set(own))
         raise ValueError(f"reference/model names differ: missing {missing[:5]}, extra {extra[:5]}")

@@ -77,10 +77,19 @@ def _engines(text: str | None) -> list[str]:
     return names
 
 
+def _probe(name: str):
+    """Return model ``name`` built on the meta device (no memory): its family and input sizes."""
+    import torch
+
+    from pixelwise.models.registry import create_model
+
+    with torch.device("meta"):
+        return create_model(name)
+
+
 def build_plan(args: argparse.Namespace) -> list:
     """Return the ``(Case, engines)`` plan the arguments ask for."""
     from pixelwise.bench import Case, full_plan, quick_plan
-    from pixelwise.models.registry import get_entry
 
     if args.suite:
         plan = quick_plan() if args.quick else full_plan()
@@ -89,7 +98,8 @@ def build_plan(args: argparse.Namespace) -> list:
             plan = [(c, [e for e in engines if e in keep]) for c, engines in plan]
             plan = [(c, engines) for c, engines in plan if engines]
         return plan
-    family = get_entry(args.model).family
+    probe = _probe(args.model)
+    family = probe.family
     engines = _engines(args.engines)
     width = args.width if args.width is not None else (0.0625 if args.quick else 1.0)
     if not 0 < width <= 4:
@@ -113,8 +123,12 @@ def build_plan(args: argparse.Namespace) -> list:
     else:
         default = (96, 96) if args.quick and family == "fcn" else (500, 500) if family == "fcn" else (224, 224)
         h, w = _side(args.size, default, "--size")
-        if family != "fcn" and (h % 32 or w % 32 or min(h, w) < 224):
-            raise PixelwiseError(f"--size for {args.model} must be multiples of 32 and >= 224 (proposal size), got {h}x{w}")
+        # an ensemble is timed at its DeconvNet's valid sizes, so that no padding is timed
+        sized = probe.deconvnet if family == "ensemble" else probe
+        if not sized.is_valid_size(h, w):
+            rule = sized.size_rule
+            raise PixelwiseError(f"--size for {args.model} must be multiples of {rule.multiple} and >= {rule.minimum} "
+                                 f"(proposal size), got {h}x{w}")
         plan.append((Case("infer", args.model, h, w, batch=args.batch, **common), engines))
     if args.train:
         if family == "ensemble":

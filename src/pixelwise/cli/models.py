@@ -25,11 +25,11 @@ def model_rows(*, width: float = 1.0, num_classes: int = 21, size: int | None = 
     rows = []
     for name in list_models():
         entry = get_entry(name)
-        side = size or (500 if entry.family == "fcn" else 224)
-        if entry.family == "deconvnet" and (side % 32 or side < 224):
-            side = 224  # DeconvNet runs on 224x224 proposals (or multiples of 32 above)
         with torch.device("meta"):
             model = create_model(name, num_classes=num_classes, width=width).eval()
+        side = size or (500 if entry.family == "fcn" else 224)
+        if not model.is_valid_size(side, side):
+            side = model.input_size  # DeconvNet runs on its proposal size (or multiples of 32 above)
         rows.append(
             {
                 "name": name,

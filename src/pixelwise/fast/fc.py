@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# names of the layers rewritten by use_fc_matmul (the pixelwise model naming)
-FC_LAYERS = ("fc6", "deconv_fc6")
+from pixelwise.fast.fold import replace_submodule
+from pixelwise.models.base import SegmentationModel
+
 # im2col is done in row bands of at most this many elements (32M = 128 MB in fp32)
 BAND_ELEMENTS = 32 * 2**20
 
@@ -40,6 +41,14 @@ def _flat_weight(weight: torch.Tensor, rows: int) -> tuple[torch.Tensor, bool]:
     return weight.reshape(rows, -1), False
 
 
+def _sharing(conv: nn.Module, new: nn.Module) -> nn.Module:
+    """Give ``new`` (built on the meta device) ``conv``'s weight, bias and train/eval mode; return it."""
+    new.weight = conv.weight
+    new.bias = conv.bias
+    new.train(conv.training)
+    return new
+
+
 class MatmulConv2d(nn.Conv2d):
     """A ``Conv2d`` computed as GEMMs: ``(N, C, H, W)`` -> ``(N, out, H', W')``.
 
@@ -51,15 +60,11 @@ class MatmulConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> "MatmulConv2d":
         """Return a MatmulConv2d sharing ``conv``'s weight and bias (no copy)."""
-        new = cls(
+        return _sharing(conv, cls(
             conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
             padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
             bias=conv.bias is not None, padding_mode=conv.padding_mode, device="meta",
-        )
-        new.weight = conv.weight
-        new.bias = conv.bias
-        new.train(conv.training)
-        return new
+        ))
 
     def _matmul_ok(self, x: torch.Tensor) -> bool:
         return (
@@ -126,16 +131,12 @@ class MatmulConvTranspose2d(nn.ConvTranspose2d):
     @classmethod
     def from_conv(cls, conv: nn.ConvTranspose2d) -> "MatmulConvTranspose2d":
         """Return a MatmulConvTranspose2d sharing ``conv``'s weight and bias (no copy)."""
-        new = cls(
+        return _sharing(conv, cls(
             conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
             padding=conv.padding, output_padding=conv.output_padding, groups=conv.groups,
             bias=conv.bias is not None, dilation=conv.dilation, padding_mode=conv.padding_mode,
             device="meta",
-        )
-        new.weight = conv.weight
-        new.bias = conv.bias
-        new.train(conv.training)
-        return new
+        ))
 
     def _matmul_ok(self, x: torch.Tensor) -> bool:
         return (
@@ -163,27 +164,30 @@ class MatmulConvTranspose2d(nn.ConvTranspose2d):
         return y
 
 
-def use_fc_matmul(model: nn.Module) -> list[str]:
-    """Replace every ``fc6`` Conv2d and ``deconv_fc6`` ConvTranspose2d with its GEMM form, in place.
+def use_fc_matmul(model: SegmentationModel) -> list[str]:
+    """Replace every layer of ``model.fc_layers`` (``fc6`` Conv2d, ``deconv_fc6`` ConvTranspose2d)
+    with its GEMM form, in place; return the qualified names of the replaced layers.
 
     Parameters and state_dict keys are unchanged; outputs are equal to float rounding (the GEMM
     sums in another order). The weights are made contiguous (NCHW): call this after any
     ``model.to(memory_format=torch.channels_last)`` so that the GEMMs read them without a copy.
-    Returns the qualified names of the replaced layers.
+    A layer already replaced is left as it is.
     """
     replaced = []
-    for parent_name, parent in list(model.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if child_name not in FC_LAYERS:
-                continue
-            if type(child) in (nn.Conv2d, nn.ConvTranspose2d):
-                with torch.no_grad():
-                    child.weight.data = child.weight.data.contiguous()
-            if type(child) is nn.Conv2d:
-                setattr(parent, child_name, MatmulConv2d.from_conv(child))
-            elif type(child) is nn.ConvTranspose2d:
-                setattr(parent, child_name, MatmulConvTranspose2d.from_conv(child))
-            else:
-                continue
-            replaced.append(f"{parent_name}.{child_name}" if parent_name else child_name)
+    for name in model.fc_layers:
+        layer = model.get_submodule(name)
+        if type(layer) is nn.Conv2d:
+            fast: nn.Module = MatmulConv2d.from_conv(_contiguous(layer))
+        elif type(layer) is nn.ConvTranspose2d:
+            fast = MatmulConvTranspose2d.from_conv(_contiguous(layer))
+        else:
+            continue
+        replace_submodule(model, name, fast)
+        replaced.append(name)
     return replaced
+
+
+def _contiguous(layer: nn.Conv2d | nn.ConvTranspose2d) -> nn.Conv2d | nn.ConvTranspose2d:
+    with torch.no_grad():
+        layer.weight.data = layer.weight.data.contiguous()
+    return layer

@@ -1,10 +1,11 @@
 """Fold eval-mode batch norm into the convolution that feeds it.
 
 ``bn(conv(x)) = s * (W x + b - mean) + beta`` with ``s = gamma / sqrt(var + eps)``: the same map as a
-conv with weight ``s * W`` (scaled per output channel) and bias ``s * (b - mean) + beta``. After
+conv with weight ``s * W`` (scaled per output channel) and bias ``s * (b - mean) + beta``. The
+model names the pairs (:meth:`pixelwise.models.base.SegmentationModel.conv_bn_pairs`). After
 folding, the batch norm module is replaced by ``nn.Identity`` so the model's own forward (which
-calls ``<conv>_bn`` after ``<conv>``) still works unchanged. This is what the DeconvNet authors
-did for inference (DESIGN.md section 2).
+calls the batch norm after its conv) still works unchanged. This is what the DeconvNet authors
+did for inference (their release folds the batch-norm statistics into the weights before testing).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-BN_SUFFIX = "_bn"
+from pixelwise.models.base import SegmentationModel
 
 
 def fold_conv_bn(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> None:
@@ -46,26 +47,27 @@ def fold_conv_bn(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> No
             conv.bias.copy_(new_bias)
 
 
-def fold_batchnorm(model: nn.Module) -> list[str]:
-    """Fold every ``<name>_bn`` BatchNorm2d into its sibling conv ``<name>``, in place.
+def replace_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` at the dotted path ``name`` of ``root`` (``"backbone.fc6"``), in place."""
+    parent, _, leaf = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, leaf, module)
 
-    Relies on the pixelwise naming convention (VGG16 ``conv1_1`` + ``conv1_1_bn``, DeconvNet
-    ``deconv5_1`` + ``deconv5_1_bn``, ...), where the batch norm is applied directly to that conv's
-    output. The model must be in eval mode (training-mode batch norm uses batch statistics, which
-    cannot be folded). Returns the qualified names of the folded convs.
+
+def fold_batchnorm(model: SegmentationModel) -> list[str]:
+    """Fold every batch norm of ``model.conv_bn_pairs()`` into its conv, in place; return the
+    qualified names of the folded convs (``backbone.conv1_1``, ``deconv5_1``, ...).
+
+    The model must be in eval mode (training-mode batch norm uses batch statistics, which cannot
+    be folded). A batch norm already folded away (an ``nn.Identity``) is skipped.
     """
     if model.training:
         raise ValueError("fold_batchnorm needs an eval-mode model; call model.eval() first")
     folded = []
-    for parent_name, parent in model.named_modules():
-        for child_name, child in list(parent.named_children()):
-            if not (isinstance(child, nn.BatchNorm2d) and child_name.endswith(BN_SUFFIX)):
-                continue
-            conv = getattr(parent, child_name[: -len(BN_SUFFIX)], None)
-            if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
-                continue
-            fold_conv_bn(conv, child)
-            setattr(parent, child_name, nn.Identity())
-            prefix = f"{parent_name}." if parent_name else ""
-            folded.append(prefix + child_name[: -len(BN_SUFFIX)])
+    for conv_name, bn_name in model.conv_bn_pairs():
+        bn = model.get_submodule(bn_name)
+        if not isinstance(bn, nn.BatchNorm2d):
+            continue
+        fold_conv_bn(model.get_submodule(conv_name), bn)
+        replace_submodule(model, bn_name, nn.Identity())
+        folded.append(conv_name)
     return folded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -12,16 +12,15 @@ from pixelwise.convention import CAFFE_BGR, InputConvention
 from pixelwise.data.transforms import normalize_image
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.sliding import sliding_window
+from pixelwise.models.base import FAMILIES, ModelInterface, model_family
 from pixelwise.runtime import autocast
 
 
 def model_kind(model: nn.Module) -> str:
-    """Return ``fcn``, ``deconvnet``, ``ensemble`` or ``generic`` (any other any-size model);
-    a model prepared by :func:`pixelwise.optimize.prepare_for_inference` counts as what it wraps."""
-    from pixelwise.optimize import PreparedModel, model_family
-
-    family = model.family if isinstance(model, PreparedModel) else model_family(model)
-    return family if family in ("fcn", "deconvnet", "ensemble") else "generic"
+    """Return ``fcn``, ``deconvnet``, ``ensemble`` (the model's or prepared engine's ``family``)
+    or ``generic`` (any other any-size model)."""
+    family = model_family(model)
+    return family if family in FAMILIES else "generic"
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -52,10 +51,15 @@ def image_tensor(image: np.ndarray, model: nn.Module) -> torch.Tensor:
     return normalize_image(check_image(image), input_convention(model)).to(model_device(model))
 
 
-def any_size_forward(model: nn.Module):
-    """Return a callable mapping ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w``
-    (DeconvNet and prepared engines pad and crop in ``forward_any_size``)."""
-    return getattr(model, "forward_any_size", model)
+def any_size_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return a callable mapping ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w``:
+    ``forward_any_size`` of a pixelwise model, prepared engine or :class:`OnnxModel` (which pad
+    to a valid size and crop back); any other module as it is (taken to accept any size)."""
+    from pixelwise.weights.onnx_engine import OnnxModel
+
+    if isinstance(model, (ModelInterface, OnnxModel)):
+        return model.forward_any_size
+    return model
 
 
 def dense_logits(

@@ -79,8 +79,8 @@ def sliding_window(
 ) -> torch.Tensor:
     """Run ``forward`` on overlapping tiles of ``x`` and blend: returns ``(N, C, H, W)`` scores.
 
-    ``forward`` maps ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w`` it is given (use
-    ``DeconvNet.forward_any_size`` for DeconvNet). ``tile`` is the tile side (or ``(h, w)``),
+    ``forward`` maps ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w`` it is given (a
+    model's ``forward_any_size``). ``tile`` is the tile side (or ``(h, w)``),
     ``overlap`` the fraction of a tile shared with its neighbour (0 <= overlap < 1), ``window``
     ``linear`` (ramp over the overlap) or ``uniform`` (plain average), ``context`` extra pixels of
     image fed around every tile (rounded up to a multiple of ``align``) whose scores are dropped.

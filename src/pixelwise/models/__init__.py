@@ -1,5 +1,7 @@
-"""Models: the VGG16 backbone, the FCN family, DeconvNet and EDeconvNet, and their registry."""
+"""Models: the VGG16 backbone, the FCN family, DeconvNet and EDeconvNet, their common interface
+(:mod:`pixelwise.models.base`) and their registry."""
 
+from pixelwise.models.base import ModelCard, SegmentationModel, SizeRule
 from pixelwise.models.registry import create_model, get_entry, list_models, register_model
 
-__all__ = ["create_model", "get_entry", "list_models", "register_model"]
+__all__ = ["ModelCard", "SegmentationModel", "SizeRule", "create_model", "get_entry", "list_models", "register_model"]

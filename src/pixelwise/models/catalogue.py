@@ -6,7 +6,7 @@ from pixelwise.models import deconvnet as _deconvnet
 from pixelwise.models import fcn as _fcn
 from pixelwise.models.ensemble import EDeconvNet
 from pixelwise.models.deconvnet import PROPOSAL_SIZE
-from pixelwise.models.registry import register_model
+from pixelwise.models.entries import register_model
 from pixelwise.models.vgg import MIN_CHANNELS
 
 register_model("fcn32s", family="fcn", description="FCN-32s: VGG16, score fc7, 32x bilinear upsampling")(

@@ -6,12 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.convention import CAFFE_BGR, PAD_COLOURS
+from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
+from pixelwise.models.base import SegmentationModel, SizeRule, prefixed
 from pixelwise.models.vgg import MIN_CHANNELS, VGG16, scaled
 
 # The decoder, one entry per unpooling stage (deepest first): (stage, [output channels of each
-# 3x3 deconv]). DESIGN.md section 2.
+# 3x3 deconv]), mirroring VGG16's convolution stages as the paper's Table 1 lists them.
 DECODER_STAGES: tuple[tuple[int, tuple[int, ...]], ...] = (
     (5, (512, 512, 512)),
     (4, (512, 512, 256)),
@@ -26,8 +27,9 @@ CAFFE_BN_SHIFT = 0.001
 """The authors' Caffe fork's BN layer: variance epsilon 1e-9, shifts initialised to 0.001."""
 
 
-class DeconvNet(nn.Module):
-    """The convolution network (VGG16 + BN, fc6/fc7) and its mirrored deconvolution network.
+class DeconvNet(SegmentationModel):
+    """The convolution network (VGG16 + BN, fc6/fc7) and its mirrored deconvolution network
+    (family ``"deconvnet"``).
 
     ``forward(x)``: ``(N, 3, H, W)`` with ``H, W`` multiples of 32 and at least ``input_size``
     (the paper's proposals are 224x224) -> ``(N, num_classes, H, W)`` logits.
@@ -50,6 +52,8 @@ class DeconvNet(nn.Module):
             its proposals and stage-2 windows; set for released weights and models trained that way).
     """
 
+    family = "deconvnet"
+
     def __init__(self, *, num_classes: int = 21, width: float = 1.0, min_channels: int = MIN_CHANNELS,
                  input_size: int = PROPOSAL_SIZE, deep_supervision: bool = False, caffe_bn: bool = False,
                  proposal_pad: str = "mean") -> None:
@@ -61,7 +65,6 @@ class DeconvNet(nn.Module):
         self.proposal_pad = proposal_pad
         self.num_classes = num_classes
         self.input_size = int(input_size)
-        self.input_convention = CAFFE_BGR
         self.backbone = VGG16(
             width=width, min_channels=min_channels, batch_norm=True, pad100=False, dropout=0.0,
             return_indices=True, fc6_kernel=input_size // 32,
@@ -116,19 +119,28 @@ class DeconvNet(nn.Module):
     def _deconv_bn_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return F.relu(getattr(self, f"{name}_bn")(getattr(self, name)(x)), inplace=True)
 
-    def valid_size(self, height: int, width: int) -> tuple[int, int]:
-        """Return the smallest valid input size that holds ``height x width`` (multiples of 32,
-        at least ``input_size``)."""
-        return (max(self.input_size, height + (-height) % 32), max(self.input_size, width + (-width) % 32))
+    @property
+    def size_rule(self) -> SizeRule:
+        """Sides that are multiples of 32 and at least ``input_size``."""
+        return SizeRule(32, self.input_size)
 
-    def check_input_size(self, height: int, width: int) -> None:
-        """Raise a clear error unless both sides are multiples of 32 and at least ``input_size``."""
-        if (height, width) != self.valid_size(height, width):
-            size = self.input_size
-            raise PixelwiseError(
-                f"DeconvNet needs input sides that are multiples of 32 and >= {size}, "
-                f"got {height}x{width}; resize proposals to {size}x{size} or use forward_any_size()"
-            )
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """Return every ``(conv, batch norm)`` pair: the encoder's (``backbone.conv1_1`` ..
+        ``backbone.fc7``), then the decoder's (``deconv_fc6`` .. ``deconv1_2``)."""
+        prefix = self.backbone_prefix
+        encoder = [(f"{prefix}.{conv}", f"{prefix}.{bn}") for conv, bn in self.backbone.conv_bn_pairs()]
+        decoder = ["deconv_fc6", *(name for names in self.deconv_names for name in names)]
+        return encoder + [(name, f"{name}_bn") for name in decoder]
+
+    @property
+    def fc_layers(self) -> tuple[str, ...]:
+        """``("backbone.fc6", "deconv_fc6")``: a 7x7 kernel over a 7x7 map and its mirror."""
+        return (*prefixed(self.backbone_prefix, self.backbone.fc_layers), "deconv_fc6")
+
+    @property
+    def score_layers(self) -> tuple[str, ...]:
+        """``("seg_score",)`` (the deep-supervision scorers ``aux_score.*`` are training-only)."""
+        return ("seg_score",)
 
     def _decode(self, x: torch.Tensor, aux: list | None) -> torch.Tensor:
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
@@ -159,13 +171,6 @@ class DeconvNet(nn.Module):
             raise PixelwiseError("forward_aux needs a DeconvNet built with deep_supervision=True")
         aux: list[torch.Tensor] = []
         return self._decode(x, aux), aux
-
-    def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad ``x`` (bottom/right, zeros = mean colour) to a valid size, run, and crop back."""
-        height, width = x.shape[-2:]
-        valid_h, valid_w = self.valid_size(height, width)
-        out = self.forward(F.pad(x, (0, valid_w - width, 0, valid_h - height)))
-        return out[..., :height, :width]
 
 
 def deconvnet(*, num_classes: int = 21, width: float = 1.0, **kwargs) -> DeconvNet:

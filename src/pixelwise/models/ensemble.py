@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pixelwise.convention import CAFFE_BGR
+from pixelwise.models.base import SegmentationModel
 from pixelwise.models.deconvnet import DeconvNet
 from pixelwise.models.fcn import FCN
 
@@ -29,13 +28,18 @@ def combine_scores(fcn_logits: torch.Tensor, deconv_logits: torch.Tensor, mode: 
     raise ValueError(f"unknown ensemble mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
 
 
-class EDeconvNet(nn.Module):
-    """FCN-8s and DeconvNet run on the same input, their scores combined by :func:`combine_scores`.
+class EDeconvNet(SegmentationModel):
+    """FCN-8s and DeconvNet run on the same input, their scores combined by :func:`combine_scores`
+    (family ``"ensemble"``).
 
-    ``forward(x)``: ``(N, 3, H, W)`` -> ``(N, C, H, W)`` ensemble scores. This whole-image forward
-    runs DeconvNet on the padded image; the proposal pipeline (``pixelwise.inference``) runs it on
-    object proposals as the paper does and combines with the same function.
+    ``forward(x)``: ``(N, 3, H, W)`` -> ``(N, C, H, W)`` ensemble scores, for any ``H, W``. This
+    whole-image forward runs DeconvNet on the padded image; the proposal pipeline
+    (``pixelwise.inference``) runs it on object proposals as the paper does and combines with the
+    same function. Its layer names are its members', under ``fcn.`` and ``deconvnet.``.
     """
+
+    family = "ensemble"
+    backbone_prefix = None  # each member has its own backbone
 
     def __init__(self, fcn: FCN, deconvnet: DeconvNet, *, mode: str = "mean") -> None:
         super().__init__()
@@ -49,7 +53,29 @@ class EDeconvNet(nn.Module):
         self.deconvnet = deconvnet
         self.mode = mode
         self.num_classes = fcn.num_classes
-        self.input_convention = CAFFE_BGR
+
+    @property
+    def dynamic_trace(self) -> bool:
+        """False: DeconvNet's padding depends on the input size."""
+        return False
+
+    def _members(self) -> tuple[tuple[str, SegmentationModel], ...]:
+        return (("fcn", self.fcn), ("deconvnet", self.deconvnet))
+
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """Return the members' ``(conv, batch norm)`` pairs, qualified (``deconvnet.deconv1_2``)."""
+        return [(f"{name}.{conv}", f"{name}.{bn}")
+                for name, m in self._members() for conv, bn in m.conv_bn_pairs()]
+
+    @property
+    def fc_layers(self) -> tuple[str, ...]:
+        """The members' fc layers, qualified (``fcn.backbone.fc6``, ``deconvnet.deconv_fc6``, ...)."""
+        return tuple(f"{name}.{layer}" for name, m in self._members() for layer in m.fc_layers)
+
+    @property
+    def score_layers(self) -> tuple[str, ...]:
+        """The members' score layers, qualified (``fcn.score_fr``, ``deconvnet.seg_score``, ...)."""
+        return tuple(f"{name}.{layer}" for name, m in self._members() for layer in m.score_layers)
 
     def member_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(fcn_logits, deconvnet_logits)``, each ``(N, C, H, W)``."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.convention import CAFFE_BGR
+from pixelwise.models.base import SegmentationModel, prefixed
 from pixelwise.models.layers import BilinearUpsample, Geometry, crop, overlap_crops
 from pixelwise.models.vgg import FC6_KERNEL, MIN_CHANNELS, VGG16
 
@@ -34,8 +34,8 @@ class FuseStep:
     crop_skip: int
 
 
-class FCN(nn.Module):
-    """A fully convolutional VGG16 with skip fusion.
+class FCN(SegmentationModel):
+    """A fully convolutional VGG16 with skip fusion (family ``"fcn"``).
 
     ``forward(x)``: ``(N, 3, H, W)`` normalised images -> ``(N, num_classes, H, W)`` logits,
     aligned pixel for pixel with the input, for any ``H, W >= 1``.
@@ -63,6 +63,8 @@ class FCN(nn.Module):
             ``fcn-8s-pascal`` (``S = 500``, VOC's largest side). A side already longer than ``S``
             is not padded (the release would fail there; the network takes any size).
     """
+
+    family = "fcn"
 
     def __init__(
         self,
@@ -92,7 +94,6 @@ class FCN(nn.Module):
         self.skips = tuple(skips)
         self.skip_scales = dict(skip_scales or {})
         self.pad100 = pad100
-        self.input_convention = CAFFE_BGR
         self.backbone = VGG16(
             width=width, min_channels=min_channels, pad100=pad100, fc6_kernel=fc6_kernel,
             fc6_padding=0 if pad100 else fc6_kernel // 2, dropout=dropout,
@@ -128,6 +129,26 @@ class FCN(nn.Module):
         for m in (self.score_fr, *(getattr(self, f"score_{t}") for t in self.skips)):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
+
+    @property
+    def dynamic_trace(self) -> bool:
+        """False with ``pad_input_to``: its padding depends on the input size."""
+        return self.pad_input_to is None
+
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """Return the backbone's ``(conv, batch norm)`` pairs (none in the FCN's VGG16)."""
+        prefix = self.backbone_prefix
+        return [(f"{prefix}.{conv}", f"{prefix}.{bn}") for conv, bn in self.backbone.conv_bn_pairs()]
+
+    @property
+    def fc_layers(self) -> tuple[str, ...]:
+        """``("backbone.fc6",)``."""
+        return prefixed(self.backbone_prefix, self.backbone.fc_layers)
+
+    @property
+    def score_layers(self) -> tuple[str, ...]:
+        """``score_fr`` and the skip scorers: ``score_pool4``, ``score_pool3``."""
+        return ("score_fr", *(f"score_{tap}" for tap in self.skips))
 
     @property
     def upsample_names(self) -> tuple[str, ...]:

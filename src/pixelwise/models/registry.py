@@ -1,59 +1,32 @@
-"""The model registry: build any model by name with keyword-only arguments."""
+"""The model registry: build any model by name with keyword-only arguments.
+
+The table and :func:`register_model` live in :mod:`pixelwise.models.entries`; importing
+:mod:`pixelwise.models.catalogue` here fills it with the built-in models.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
 from pixelwise.errors import PixelwiseError
+from pixelwise.models import catalogue as _catalogue  # noqa: F401  (registers the built-in models)
+from pixelwise.models.entries import REGISTRY, ModelEntry, register_model
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered model: its factory, family and one-line description."""
-
-    name: str
-    factory: Callable[..., nn.Module]
-    family: str
-    description: str
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-
-
-def register_model(name: str, *, family: str, description: str):
-    """Decorator registering a factory ``f(*, num_classes, width, **kw) -> nn.Module`` by name."""
-
-    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, factory, family, description)
-        return factory
-
-    return wrap
-
-
-def _ensure_builtins() -> None:
-    # importing the catalogue registers the built-in models
-    import pixelwise.models.catalogue  # noqa: F401
+__all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "register_model"]
 
 
 def list_models() -> list[str]:
     """Return the registered model names, sorted."""
-    _ensure_builtins()
-    return sorted(_REGISTRY)
+    return sorted(REGISTRY)
 
 
 def get_entry(name: str) -> ModelEntry:
     """Return the registry entry for ``name``; an unknown name lists the valid ones."""
-    _ensure_builtins()
     try:
-        return _REGISTRY[name]
+        return REGISTRY[name]
     except KeyError:
         raise PixelwiseError(
-            f"unknown model {name!r}; valid models: {', '.join(sorted(_REGISTRY))}"
+            f"unknown model {name!r}; valid models: {', '.join(sorted(REGISTRY))}"
         ) from None
 
 

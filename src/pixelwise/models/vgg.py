@@ -90,6 +90,7 @@ class VGG16(nn.Module):
         self.pad100 = pad100
         self.return_indices = return_indices
         self.conv_names: list[list[str]] = []
+        self.bn_names: dict[str, str] = {}  # conv -> the batch norm applied to its output
         taps: dict[str, TapInfo] = {}
         geo = Geometry()
         in_ch = 3
@@ -101,7 +102,8 @@ class VGG16(nn.Module):
                 pad = 100 if (pad100 and stage == 1 and j == 1) else 1
                 self.add_module(name, nn.Conv2d(in_ch, out_ch, 3, padding=pad))
                 if batch_norm:
-                    self.add_module(f"{name}_bn", nn.BatchNorm2d(out_ch))
+                    self.bn_names[name] = f"{name}_bn"
+                    self.add_module(self.bn_names[name], nn.BatchNorm2d(out_ch))
                 geo = geo.conv(3, 1, pad)
                 names.append(name)
                 in_ch = out_ch
@@ -121,6 +123,7 @@ class VGG16(nn.Module):
             self.fc7 = nn.Conv2d(fc_ch, fc_ch, 1)
             self.fc_batch_norm = batch_norm if fc_batch_norm is None else fc_batch_norm
             if self.fc_batch_norm:
+                self.bn_names.update(fc6="fc6_bn", fc7="fc7_bn")
                 self.fc6_bn = nn.BatchNorm2d(fc_ch)
                 self.fc7_bn = nn.BatchNorm2d(fc_ch)
             self.drop6 = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -141,11 +144,24 @@ class VGG16(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def conv_layers(self) -> tuple[str, ...]:
+        """Every convolution, in order: ``conv1_1`` .. ``conv5_3`` and, with ``fc``, ``fc6``, ``fc7``."""
+        return (*(n for names in self.conv_names for n in names), *(("fc6", "fc7") if self.fc else ()))
+
+    @property
+    def fc_layers(self) -> tuple[str, ...]:
+        """The fc6 layer (a 7x7 kernel over a 7x7 pool5 at 224 pixels), if built."""
+        return ("fc6",) if self.fc else ()
+
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """Return ``[(conv, its batch norm), ...]`` in layer order (empty without batch norm)."""
+        return [(conv, self.bn_names[conv]) for conv in self.conv_layers if conv in self.bn_names]
+
     def _conv_bn_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
         x = getattr(self, name)(x)
-        bn = getattr(self, f"{name}_bn", None)
-        if bn is not None:
-            x = bn(x)
+        if name in self.bn_names:
+            x = getattr(self, self.bn_names[name])(x)
         return F.relu(x, inplace=True)
 
     def forward(self, x: torch.Tensor) -> dict:

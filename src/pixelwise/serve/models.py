@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from torch import nn
 
 from pixelwise.errors import CheckpointError, PixelwiseError
+
+if TYPE_CHECKING:
+    from pixelwise.optimize import PreparedModel
 
 DEFAULT_DEMO_DIR = "demo-out"
 """Where ``pixelwise demo`` writes by default, and where ``pixelwise serve`` looks without models."""
@@ -87,33 +90,33 @@ def _run_file(folder: Path) -> Path | None:
     return next((folder / name for name in RUN_FILES if (folder / name).is_file()), None)
 
 
-def _prepare(model: nn.Module, device) -> nn.Module:
+def _prepare(model: nn.Module, device) -> PreparedModel:
     from pixelwise.optimize import prepare_for_inference
 
     model = model.to(device).eval()
     return prepare_for_inference(model, engine="auto", precision="fp32", device=device, copy=False)
 
 
-def _served(model: nn.Module, label: str, source: str) -> ServedModel:
+def _served(model: PreparedModel, label: str, source: str) -> ServedModel:
     from pixelwise.cli.predict import class_names_of
     from pixelwise.inference.pipeline import proposal_size
     from pixelwise.inference.predict import model_kind
 
     kind = model_kind(model)
-    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    num_classes = int(model.num_classes or 0)
     if not num_classes:
         raise CheckpointError(f"{source}: the model does not say how many classes it has")
     defaults = dict(PAPER_PROPOSALS)
     if kind in ("deconvnet", "ensemble"):
-        deconv = getattr(model, "deconvnet", model)
+        deconv = model.deconvnet if kind == "ensemble" else model
         if proposal_size(deconv) < 224:
             defaults = dict(SMALL_PROPOSALS)
     return ServedModel(label=label, model=model, kind=kind, class_names=class_names_of(model, num_classes),
                        source=source, proposal_defaults=defaults)
 
 
-def _label(model: nn.Module, source: str) -> str:
-    name = (getattr(model, "pixelwise_spec", None) or {}).get("name", type(model).__name__)
+def _label(model: PreparedModel, source: str) -> str:
+    name = (model.pixelwise_spec or {}).get("name", type(model).__name__)
     return f"{DISPLAY_NAMES.get(name, name)} · {source}"
 
 

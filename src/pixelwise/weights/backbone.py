@@ -14,7 +14,9 @@ from pathlib import Path
 
 from torch import nn
 
+from pixelwise.convention import InputConvention
 from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.base import SegmentationModel
 from pixelwise.models.vgg import VGG16, scaled
 from pixelwise.weights import caffe_mapping, torchvision_vgg
 from pixelwise.weights.caffemodel import CaffeNet, looks_like_caffemodel, read_caffemodel
@@ -28,9 +30,9 @@ def find_backbones(model: nn.Module) -> list[tuple[str, VGG16]]:
 
 
 def set_input_convention(model: nn.Module, convention) -> None:
-    """Set ``input_convention`` on the model and on every sub-model that has one."""
+    """Set ``input_convention`` on the model and on every sub-model (an ensemble's members)."""
     for m in model.modules():
-        if hasattr(m, "input_convention"):
+        if isinstance(m, SegmentationModel):
             m.input_convention = convention
     model.input_convention = convention
 
@@ -132,3 +134,13 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike, *, bn_mode:
         return backbone_from_caffe(model, read_caffemodel(path), bn_mode=bn_mode)
     return backbone_from_torchvision(model, path)
 
+
+
+def backbone_weights_convention(path: str | os.PathLike) -> InputConvention:
+    """Return the input convention that backbone weights in ``path`` were trained with (Caffe files:
+    ``caffe_bgr``; torchvision state dicts: ``torchvision_rgb``), without loading them, so that a run
+    can build its datasets with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such backbone weights file")
+    return caffe_mapping.CONVENTION if looks_like_caffemodel(path) else torchvision_vgg.CONVENTION

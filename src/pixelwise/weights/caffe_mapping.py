@@ -36,6 +36,7 @@ from torch import nn
 
 from pixelwise.convention import CAFFE_BGR
 from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.base import model_family
 from pixelwise.models.deconvnet import DeconvNet
 from pixelwise.models.fcn import FCN, FUSE_UPSAMPLE_NAME
 from pixelwise.models.vgg import VGG16
@@ -157,14 +158,15 @@ def _release_bn_name(conv: str) -> str:
 
 
 def backbone_mapping(prefix: str, backbone: VGG16, *, bn_required: bool) -> list[LayerMap]:
-    """Return the :class:`LayerMap` list for a VGG16 backbone at ``prefix`` from Caffe names."""
+    """Return the :class:`LayerMap` list for a VGG16 backbone at module path ``prefix`` from
+    Caffe names (its convolutions and, where it has them, their batch norms)."""
     mapping = []
-    convs = [n for names in backbone.conv_names for n in names] + (["fc6", "fc7"] if backbone.fc else [])
-    for conv in convs:
+    bn_of = dict(backbone.conv_bn_pairs())
+    for conv in backbone.conv_layers:
         mapping.append(LayerMap(f"{prefix}.{conv}", (conv,)))
-        if backbone.batch_norm:
+        if conv in bn_of:
             cands = _bn_candidates(conv, _release_bn_name(conv))
-            mapping.append(LayerMap(f"{prefix}.{conv}_bn", cands, required=bn_required))
+            mapping.append(LayerMap(f"{prefix}.{bn_of[conv]}", cands, required=bn_required))
     return mapping
 
 
@@ -177,7 +179,7 @@ def fcn_mapping(model: FCN, *, heads: bool = True, layout: str = "fcn") -> list[
     def names(module: str) -> tuple[str, ...]:
         return PASCAL_FCN_NAMES[module] if layout == "fcn-pascal" else (module,)
 
-    mapping = backbone_mapping("backbone", model.backbone, bn_required=True)
+    mapping = backbone_mapping(model.backbone_prefix, model.backbone, bn_required=True)
     mapping.append(LayerMap("score_fr", names("score_fr"), required=heads))
     for tap in model.skips:
         scale = (f"scale_{tap}", float(model.skip_scales.get(tap, 1.0)))
@@ -204,14 +206,15 @@ def biased_upsampling(model: FCN, mapping: list[LayerMap], sources: dict[str, So
 
 def deconvnet_mapping(model: DeconvNet, *, heads: bool = True) -> list[LayerMap]:
     """Return the mapping of a DeconvNet's modules from the DeconvNet release's layer names."""
-    mapping = backbone_mapping("backbone", model.backbone, bn_required=heads)
+    bn_of = dict(model.conv_bn_pairs())
+    mapping = backbone_mapping(model.backbone_prefix, model.backbone, bn_required=heads)
     mapping.append(LayerMap("deconv_fc6", ("fc6-deconv",), required=heads))
-    mapping.append(LayerMap("deconv_fc6_bn", _bn_candidates("fc6-deconv", "fc6-deconv-bn"), required=heads))
+    mapping.append(LayerMap(bn_of["deconv_fc6"], _bn_candidates("fc6-deconv", "fc6-deconv-bn"), required=heads))
     for names in model.deconv_names:
         for name in names:
             mapping.append(LayerMap(name, (name,), required=heads))
             release = f"debn{name.removeprefix('deconv')}"
-            mapping.append(LayerMap(f"{name}_bn", _bn_candidates(name, release), required=heads))
+            mapping.append(LayerMap(bn_of[name], _bn_candidates(name, release), required=heads))
     mapping.append(LayerMap("seg_score", SEG_SCORE_NAMES, required=heads))
     return mapping
 
@@ -219,11 +222,12 @@ def deconvnet_mapping(model: DeconvNet, *, heads: bool = True) -> list[LayerMap]
 def model_mapping(model: nn.Module, *, heads: bool = True, layout: str = "fcn") -> list[LayerMap]:
     """Return the default Caffe mapping for an FCN (layer names of ``layout``, see
     :data:`FCN_LAYOUTS`) or DeconvNet model."""
-    if isinstance(model, FCN):
+    family = model_family(model)
+    if family == "fcn":
         return fcn_mapping(model, heads=heads, layout=layout)
     if layout != "fcn":
         raise PixelwiseError(f"layout {layout!r} names FCN layers; {type(model).__name__} cannot use it")
-    if isinstance(model, DeconvNet):
+    if family == "deconvnet":
         return deconvnet_mapping(model, heads=heads)
     raise PixelwiseError(
         f"Caffe import supports the FCN models and deconvnet, not {type(model).__name__}; convert "

@@ -36,11 +36,6 @@ class CaffeLayer:
     eps: float | None = None
     bias_term: bool | None = None
 
-    @property
-    def shapes(self) -> list[tuple[int, ...]]:
-        """The blob shapes, in order."""
-        return [tuple(b.shape) for b in self.blobs]
-
 
 @dataclass
 class CaffeNet:
@@ -65,10 +60,6 @@ class CaffeNet:
     def names(self) -> list[str]:
         """Layer names in file order."""
         return [layer.name for layer in self.layers]
-
-    def weighted(self) -> list[CaffeLayer]:
-        """Return the layers that carry blobs."""
-        return [layer for layer in self.layers if layer.blobs]
 
 
 def _blob_array(blob, where: str) -> np.ndarray:

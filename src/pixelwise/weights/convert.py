@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from pixelwise.errors import CheckpointError, PixelwiseError
-from pixelwise.models.fcn import FCN
 from pixelwise.models.registry import create_model, get_entry, list_models
 from pixelwise.weights import caffe_mapping, torchvision_vgg
 from pixelwise.weights.backbone import (
@@ -41,7 +40,7 @@ def _fcn_upsample_bias(arch, num_classes, width, model_kwargs, sources, layout, 
     only the module names and the mapping are needed)."""
     with torch.device("meta"):
         probe = _build(arch, num_classes, width, model_kwargs)
-    if not isinstance(probe, FCN):
+    if probe.family != "fcn":
         return ()
     mapping = caffe_mapping.apply_overrides(caffe_mapping.model_mapping(probe, layout=layout), overrides)
     return caffe_mapping.biased_upsampling(probe, mapping, sources)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.base import ANY_SIZE, SizeRule
 from pixelwise.weights.onnx_export import INPUT_NAME, META_PREFIX, ONNX_HINT, SIZES_ANY, multiple_of_32_min
 
 
@@ -77,6 +78,14 @@ class OnnxModel:
         h, w = self.input_sizes.split(":", 1)[1].split("x")
         return int(h), int(w)
 
+    @property
+    def size_rule(self) -> SizeRule:
+        """The sizes a dynamic graph takes (any, or multiples of 32 from its smallest side). A
+        fixed-size graph says :data:`ANY_SIZE` here: nothing pads to it from outside, and
+        :meth:`check_input_size` rejects other sizes (see :attr:`fixed_size`)."""
+        side = multiple_of_32_min(self.input_sizes)
+        return ANY_SIZE if side is None else SizeRule(32, side)
+
     def check_input_size(self, height: int, width: int) -> None:
         """Raise :class:`PixelwiseError` unless the graph accepts ``height x width``."""
         fixed = self.fixed_size
@@ -85,10 +94,10 @@ class OnnxModel:
                 f"{self.path}: this graph was exported for {fixed[0]}x{fixed[1]} inputs, got "
                 f"{height}x{width}; use forward_any_size() or export at this size"
             )
-        side = multiple_of_32_min(self.input_sizes)
-        if side is not None and (height % 32 or width % 32 or height < side or width < side):
+        rule = self.size_rule
+        if not rule.is_valid(height, width):
             raise PixelwiseError(
-                f"{self.path}: needs sides that are multiples of 32 and >= {side}, got "
+                f"{self.path}: needs sides that are multiples of {rule.multiple} and >= {rule.minimum}, got "
                 f"{height}x{width}; use forward_any_size()"
             )
 
@@ -107,7 +116,7 @@ class OnnxModel:
     def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
         """Pad ``x`` (bottom/right, zeros = the mean colour) to a size the graph takes, run, crop back.
 
-        Mirrors ``DeconvNet.forward_any_size``; a fixed-size graph is padded up to its size (inputs
+        Mirrors the models' ``forward_any_size``; a fixed-size graph is padded up to its size (inputs
         larger than it raise). Returns ``(N, C, H, W)`` logits.
         """
         height, width = int(x.shape[-2]), int(x.shape[-1])
@@ -116,8 +125,8 @@ class OnnxModel:
             if height > fixed[0] or width > fixed[1]:
                 raise PixelwiseError(f"{self.path}: input {height}x{width} is larger than the exported {fixed[0]}x{fixed[1]}")
             target = fixed
-        elif (side := multiple_of_32_min(self.input_sizes)) is not None:
-            target = (max(side, height + (-height) % 32), max(side, width + (-width) % 32))
+        elif not self.size_rule.any_size:
+            target = self.size_rule.valid_size(height, width)
         else:
             return self(x)
         out = self(F.pad(x, (0, target[1] - width, 0, target[0] - height)))

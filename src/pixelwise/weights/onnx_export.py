@@ -53,19 +53,17 @@ from torch import nn
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.errors import PixelwiseError
 from pixelwise.fileio import atomic_file, ensure_writable_file
-from pixelwise.models.deconvnet import PROPOSAL_SIZE, DeconvNet
-from pixelwise.models.ensemble import EDeconvNet
-from pixelwise.models.fcn import FCN
+from pixelwise.models.base import SizeRule, model_family
+from pixelwise.models.deconvnet import PROPOSAL_SIZE
 
 ONNX_HINT = "ONNX export needs the onnx and onnxruntime packages: pip install 'pixelwise[onnx]'"
 EXPORTERS = ("auto", "dynamo", "torchscript")
 TORCHSCRIPT_OPSET = 17  # the TorchScript exporter's default here
 DYNAMO_OPSET = 18  # the opset torch's onnxscript library is written for (no version conversion)
-DEFAULT_OPSET = DYNAMO_OPSET
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 META_PREFIX = "pixelwise."
 # input_sizes values stored in the metadata
-SIZES_ANY, SIZES_MULTIPLE_OF_32 = "any", "multiple_of_32_min_224"
+SIZES_ANY = "any"
 MULTIPLE_OF_32_PREFIX = "multiple_of_32_min_"
 
 
@@ -73,6 +71,15 @@ def multiple_of_32_min(rule: str) -> int | None:
     """Return the smallest side of an ``input_sizes`` rule ``multiple_of_32_min_<side>`` (None
     for any other rule)."""
     return int(rule[len(MULTIPLE_OF_32_PREFIX):]) if rule.startswith(MULTIPLE_OF_32_PREFIX) else None
+
+
+def size_rule_text(rule: SizeRule) -> str | None:
+    """Return the ``input_sizes`` text of a dynamic graph obeying ``rule`` (``any`` or
+    ``multiple_of_32_min_<side>``), or None when the metadata cannot say it (then the graph is
+    exported at a fixed size)."""
+    if rule.any_size:
+        return SIZES_ANY
+    return f"{MULTIPLE_OF_32_PREFIX}{rule.minimum}" if rule.multiple == 32 else None
 
 
 def scatter_max_unpool2d(
@@ -160,14 +167,12 @@ def _require_onnx():
 
 
 def input_sizes_of(model: nn.Module, height: int, width: int, dynamic: bool) -> str:
-    """Return the ``input_sizes`` rule an exported graph of ``model`` obeys (see module doc)."""
-    if isinstance(model, EDeconvNet) or not dynamic:
-        return f"fixed:{height}x{width}"
-    if isinstance(model, DeconvNet):
-        return f"{MULTIPLE_OF_32_PREFIX}{model.input_size}"
-    if isinstance(model, FCN):
-        return f"fixed:{height}x{width}" if getattr(model, "pad_input_to", None) else SIZES_ANY
-    return f"fixed:{height}x{width}"
+    """Return the ``input_sizes`` rule an exported graph of ``model`` obeys (see module doc):
+    the model's size rule where one trace serves every size, else ``fixed:<height>x<width>``."""
+    text = None
+    if dynamic and model_family(model) != "other" and model.dynamic_trace:
+        text = size_rule_text(model.size_rule)
+    return text or f"fixed:{height}x{width}"
 
 
 def example_input(convention: InputConvention, batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -187,16 +192,18 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def _default_size(model: nn.Module) -> int:
-    if isinstance(model, EDeconvNet):
-        return model.deconvnet.input_size
-    return model.input_size if isinstance(model, DeconvNet) else PROPOSAL_SIZE
+    # the smallest side DeconvNet (an ensemble's member) runs at unpadded; 224 for any-size models
+    if model_family(model) == "ensemble":
+        model = model.deconvnet
+    if model_family(model) == "other" or model.size_rule.any_size:
+        return PROPOSAL_SIZE
+    return model.size_rule.minimum
 
 
 def _second_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
-    # a different size the dynamic graph must also handle (DeconvNet: next multiples of 32)
-    if isinstance(model, DeconvNet):
-        return height + 32, width + 64
-    return height + 37, width + 21
+    # a different size the dynamic graph must also handle: odd sides, or the next valid ones up
+    step = model.size_rule.multiple
+    return (height + 37, width + 21) if step == 1 else (height + step, width + 2 * step)
 
 
 def _metadata(model: nn.Module, convention: InputConvention, class_names, input_sizes: str) -> dict[str, str]:
@@ -398,10 +405,11 @@ def export_onnx(
     path = Path(path)
     height = height or _default_size(model)
     width = width or height
-    if isinstance(model, DeconvNet) and (height, width) != model.valid_size(height, width):
+    if model_family(model) != "other" and not model.is_valid_size(height, width):
+        rule = model.size_rule
         raise PixelwiseError(
-            f"DeconvNet exports need sides that are multiples of 32 and >= {model.input_size}, got "
-            f"{height}x{width} (set --size)"
+            f"{type(model).__name__} exports need sides that are multiples of {rule.multiple} and >= "
+            f"{rule.minimum}, got {height}x{width} (set --size)"
         )
     ensure_writable_file(path)  # before the export, which takes seconds to minutes
     convention = get_convention(input_convention or getattr(model, "input_convention", CAFFE_BGR))
@@ -469,4 +477,5 @@ __all__ = [
     "input_sizes_of",
     "read_metadata",
     "scatter_max_unpool2d",
+    "size_rule_text",
 ]

@@ -1,0 +1,208 @@
+"""The one interface of every pixelwise model, so that callers ask the model instead of guessing.
+
+- :class:`SizeRule` and :func:`pad_to_multiple`: which input sizes a model takes. DeconvNet takes
+  sides that are multiples of 32 and at least its proposal side (``input_size``); FCN and
+  EDeconvNet take any size. This is the only place that rule is written.
+- :class:`ModelCard`: what a checkpoint records about a model besides its weights.
+- :class:`ModelInterface`: family, card, input sizes and :meth:`~ModelInterface.forward_any_size`:
+  everything inference code asks of a model, shared by built models and the engines of
+  :func:`pixelwise.optimize.prepare_for_inference`.
+- :class:`SegmentationModel`: a built model (FCN, DeconvNet, EDeconvNet): the above plus the layer
+  names that batch-norm folding, the fc fast path, weight import and the benchmarks rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelwise.convention import CAFFE_BGR, InputConvention
+from pixelwise.errors import PixelwiseError
+
+FAMILIES = ("fcn", "deconvnet", "ensemble")
+"""The model families; ``"other"`` (:func:`model_family`) is any module outside them."""
+
+
+def pad_to_multiple(side: int, multiple: int = 32, minimum: int = 0) -> int:
+    """Return the smallest side ``>= side`` that is a multiple of ``multiple`` and ``>= minimum``
+    (``minimum`` is itself a multiple, as DeconvNet's ``input_size`` is)."""
+    return max(minimum, side + (-side) % multiple)
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """The input sizes a model takes: sides that are multiples of ``multiple``, at least ``minimum``
+    (the default: every size)."""
+
+    multiple: int = 1
+    minimum: int = 0
+
+    @property
+    def any_size(self) -> bool:
+        """True when every size is valid."""
+        return self.multiple == 1 and self.minimum <= 1
+
+    def valid_size(self, height: int, width: int) -> tuple[int, int]:
+        """Return the smallest valid ``(height, width)`` that holds ``height x width``."""
+        return (pad_to_multiple(height, self.multiple, self.minimum),
+                pad_to_multiple(width, self.multiple, self.minimum))
+
+    def is_valid(self, height: int, width: int) -> bool:
+        """Return True when ``height x width`` is a valid size itself."""
+        return (height, width) == self.valid_size(height, width)
+
+
+ANY_SIZE = SizeRule()
+"""The rule of models that take every size (FCN, EDeconvNet)."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a checkpoint records about a model besides its weights.
+
+    ``spec``: :func:`pixelwise.create_model`'s name and arguments (None for a model built
+    directly); ``input_convention``: how images are normalised for it (None: not known);
+    ``class_names``: one name per class, or None.
+    """
+
+    spec: dict | None = None
+    input_convention: InputConvention | None = CAFFE_BGR
+    class_names: list[str] | None = None
+
+
+def model_family(model: object) -> str:
+    """Return ``"fcn"``, ``"deconvnet"``, ``"ensemble"`` (a pixelwise model or engine says so)
+    or ``"other"`` (any other module)."""
+    return getattr(model, "family", "other")
+
+
+class ModelInterface:
+    """What inference code may ask of any pixelwise model, built or prepared for inference.
+
+    Subclasses set ``family``, ``card`` and ``num_classes``, and override :attr:`size_rule` when
+    they do not take every size. The card's fields read and write as ``pixelwise_spec``,
+    ``input_convention`` and ``class_names``.
+    """
+
+    family: str
+    card: ModelCard
+    num_classes: int
+
+    @property
+    def pixelwise_spec(self) -> dict | None:
+        """The card's spec: ``create_model``'s name and arguments (None if built directly)."""
+        return self.card.spec
+
+    @pixelwise_spec.setter
+    def pixelwise_spec(self, spec: dict | None) -> None:
+        self.card = replace(self.card, spec=spec)
+
+    @property
+    def input_convention(self) -> InputConvention | None:
+        """The card's input convention (how images are normalised)."""
+        return self.card.input_convention
+
+    @input_convention.setter
+    def input_convention(self, convention: InputConvention | None) -> None:
+        self.card = replace(self.card, input_convention=convention)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The card's class names (None when not known)."""
+        return self.card.class_names
+
+    @class_names.setter
+    def class_names(self, names: list[str] | None) -> None:
+        self.card = replace(self.card, class_names=names)
+
+    @property
+    def size_rule(self) -> SizeRule:
+        """The input sizes :meth:`forward` takes (default: every size)."""
+        return ANY_SIZE
+
+    def valid_size(self, height: int, width: int) -> tuple[int, int]:
+        """Return the smallest valid input ``(height, width)`` that holds ``height x width``."""
+        return self.size_rule.valid_size(height, width)
+
+    def is_valid_size(self, height: int, width: int) -> bool:
+        """Return True when :meth:`forward` takes a ``height x width`` input as it is."""
+        return self.size_rule.is_valid(height, width)
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`PixelwiseError` (one line) unless ``height x width`` is a valid size."""
+        if self.is_valid_size(height, width):
+            return
+        rule = self.size_rule
+        raise PixelwiseError(
+            f"{self._size_subject} needs input sides that are multiples of {rule.multiple} and >= "
+            f"{rule.minimum}, got {height}x{width}; resize proposals to {rule.minimum}x{rule.minimum} "
+            "or use forward_any_size()"
+        )
+
+    @property
+    def _size_subject(self) -> str:
+        # who check_input_size's message names
+        return type(self).__name__
+
+    def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(N, C, H, W)`` scores for ``(N, 3, H, W)`` input of any ``H, W``: padded
+        bottom/right with zeros (the mean colour) to :meth:`valid_size`, run, cropped back."""
+        if self.size_rule.any_size:
+            return self(x)
+        height, width = x.shape[-2:]
+        valid_h, valid_w = self.valid_size(height, width)
+        out = self.forward(F.pad(x, (0, valid_w - width, 0, valid_h - height)))
+        return out[..., :height, :width]
+
+
+class SegmentationModel(ModelInterface, nn.Module):
+    """Base class of the built models: ``forward`` maps ``(N, 3, H, W)`` images of a valid size
+    to ``(N, num_classes, H, W)`` logits.
+
+    Besides :class:`ModelInterface`, a model declares the layer names other code relies on, all
+    qualified from the model itself (``model.get_submodule(name)``):
+
+    - :meth:`conv_bn_pairs`: each convolution whose output goes straight into a batch norm, with
+      that batch norm (:func:`pixelwise.fast.fold.fold_batchnorm`);
+    - :attr:`fc_layers`: the fc6-like layers that become GEMMs (:func:`pixelwise.fast.fc.use_fc_matmul`);
+    - :attr:`score_layers`: the 1x1 convolutions that produce the class scores;
+    - :attr:`backbone_prefix`: the module path of the VGG16 backbone (None in an ensemble, whose
+      members have theirs).
+    """
+
+    family: ClassVar[str]
+    backbone_prefix: ClassVar[str | None] = "backbone"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.card = ModelCard()
+
+    @property
+    def dynamic_trace(self) -> bool:
+        """True when one trace of :meth:`forward` (an ONNX export) serves every valid input size;
+        False when ``forward`` branches on the input size in Python."""
+        return True
+
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """Return ``[(conv name, batch norm name), ...]``: every conv feeding a batch norm directly."""
+        raise NotImplementedError
+
+    @property
+    def fc_layers(self) -> tuple[str, ...]:
+        """The names of the fc6-like layers (a large kernel over a small map)."""
+        raise NotImplementedError
+
+    @property
+    def score_layers(self) -> tuple[str, ...]:
+        """The names of the 1x1 class-score convolutions that feed the output."""
+        raise NotImplementedError
+
+
+def prefixed(prefix: str, names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Return ``names`` qualified as submodules of ``prefix`` (``"backbone"`` + ``"fc6"`` ->
+    ``"backbone.fc6"``)."""
+    return tuple(f"{prefix}.{name}" for name in names)
