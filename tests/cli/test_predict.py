@@ -15,27 +15,16 @@ from pixelwise.inference import segment
 from pixelwise.inference.boxes import write_box_file
 from pixelwise.models.ensemble import EDeconvNet, combine_scores
 
-WIDTH = 0.03125
 NAMES = ["background", "disc", "square", "triangle"]
 
 
-def _tiny(name: str) -> torch.nn.Module:
-    model = pixelwise.create_model(name, num_classes=4, width=WIDTH)
-    for layer in ("score_fr", "score_pool4", "score_pool3"):
-        if hasattr(model, layer):  # FCN scorers start at zero; make the output vary
-            torch.nn.init.normal_(getattr(model, layer).weight, std=0.3)
-    if hasattr(model, "seg_score"):
-        torch.nn.init.normal_(model.seg_score.weight, std=2.0)
-    return model
-
-
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
+def ckpts(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)
     out = {}
     for name in ("fcn32s", "fcn8s", "deconvnet"):
-        out[name] = save_checkpoint(root / f"{name}.pt", make_checkpoint(_tiny(name), class_names=NAMES))
+        out[name] = save_checkpoint(root / f"{name}.pt", make_checkpoint(tiny_model(name), class_names=NAMES))
     return out
 
 
@@ -137,7 +126,7 @@ def test_ensemble_checkpoint_loads_and_predicts(ckpts, images, tmp_path, capsys)
 
 def test_compare_writes_a_grid(ckpts, tmp_path, capsys):
     out = tmp_path / "grid.png"
-    code = main(["compare", "--dataset", "synthetic", "--dataset-arg", "size=64", "--dataset-arg", "num_classes=4",
+    code = main(["compare", "--dataset", "synthetic", "--data", "size=64", "--data", "num_classes=4",
                  "--indices", "0,1", "--checkpoints", f"fcn32s={ckpts['fcn32s']}", f"fcn8s={ckpts['fcn8s']}",
                  f"deconvnet={ckpts['deconvnet']}", "--proposals", "gt", "--min-box", "0",
                  "--crf-for", "fcn8s", "--out", str(out)])
@@ -185,15 +174,14 @@ def test_predict_runs_an_exported_onnx_file_like_the_checkpoint(tmp_path):
 
 def test_as_released_sets_the_releases_inference(ckpts, images, tmp_path):
     from pixelwise.cli import build_parser
-    from pixelwise.cli.predict import segment_kwargs
+    from pixelwise.cli.predict import check_inference_args, post_options_from, proposal_options_from
 
     parser = build_parser()
     args = parser.parse_args(["predict", "x.png", "-c", "m.pt", "-o", "o", "--as-released"])
-    from pixelwise.cli.predict import check_inference_args
-
     check_inference_args(args)
-    kw = segment_kwargs(args, pixelwise.load_model(ckpts["deconvnet"]))
-    assert (kw["aggregate"], kw["uncovered"], kw["pad"], kw["mode"]) == ("max0", "zero", "black", "product")
+    proposals = proposal_options_from(args, pixelwise.load_model(ckpts["deconvnet"]))
+    assert (proposals.aggregate, proposals.uncovered, proposals.pad) == ("max0", "zero", "black")
+    assert post_options_from(args).ensemble_mode == "product"
     evaluation = parser.parse_args(["eval", "-c", "m.pt", "--mode", "proposals", "--as-released"])
     from pixelwise.cli.options import apply_as_released
 
@@ -207,3 +195,34 @@ def test_as_released_sets_the_releases_inference(ckpts, images, tmp_path):
                  "--boxes", str(boxes), "--min-box", "0", "--enlarge", "1.0", "--as-released", "--out", str(out)]) == 0
     info = json.loads((out / "img0.json").read_text())["inference"]
     assert info["aggregate"] == "max0"
+
+
+def test_option_objects_from_the_flags(ckpts):
+    from pixelwise.cli import build_parser
+    from pixelwise.cli.predict import (
+        check_inference_args,
+        dense_options_from,
+        post_options_from,
+        proposal_options_from,
+        proposals_for_image,
+    )
+    from pixelwise.errors import PixelwiseError
+    from pixelwise.inference import DenseOptions, PostOptions, ProposalOptions
+
+    parser = build_parser()
+    args = parser.parse_args(["predict", "x.png", "-c", "m.pt", "-o", "o"])
+    check_inference_args(args)
+    fcn, deconvnet = pixelwise.load_model(ckpts["fcn8s"]), pixelwise.load_model(ckpts["deconvnet"])
+    # the flags' defaults are the option objects' defaults; a DeconvNet gets selective search
+    assert dense_options_from(args) == DenseOptions() and post_options_from(args) == PostOptions()
+    assert proposal_options_from(args, fcn) == ProposalOptions()
+    assert proposal_options_from(args, deconvnet) == ProposalOptions(method="selective-search")
+    args = parser.parse_args(["predict", "x.png", "-c", "m.pt", "-o", "o", "--proposals", "gt", "--tile", "64",
+                              "--tta", "flip", "--scales", "0.5,1", "--top-k", "7"])
+    check_inference_args(args)
+    assert dense_options_from(args) == DenseOptions(tile=64, tta="flip", scales=(0.5, 1.0))
+    gt = proposal_options_from(args, deconvnet)
+    assert (gt.method, gt.top_k) == ("gt", 7)
+    assert proposals_for_image(gt, sample={"name": "s"}).method_options == {"sample": {"name": "s"}}
+    with pytest.raises(PixelwiseError, match="needs ground-truth boxes"):
+        proposals_for_image(gt, image_name="a.png")

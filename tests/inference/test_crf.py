@@ -190,16 +190,12 @@ def test_bad_preset_and_bad_probabilities_are_clear_errors():
 def test_cli_crf_preset_reaches_segment():
     import argparse
 
-    from torch import nn
-
-    from pixelwise.cli.predict import add_inference_args, segment_kwargs
+    from pixelwise.cli.predict import add_inference_args, post_options_from
 
     parser = argparse.ArgumentParser()
     add_inference_args(parser)
     args = parser.parse_args(["--crf"])
     assert args.crf_preset == "release"
-    args.scale_list = None
-    assert segment_kwargs(args, nn.Identity())["crf_options"] == {"preset": "release"}
+    assert post_options_from(args).crf and post_options_from(args).crf_settings()["preset"] == "release"
     args = parser.parse_args(["--crf", "--crf-preset", "pydensecrf"])
-    args.scale_list = None
-    assert segment_kwargs(args, nn.Identity())["crf_options"] == {"preset": "pydensecrf"}
+    assert post_options_from(args).crf_settings()["preset"] == "pydensecrf"

@@ -4,27 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-import pixelwise
 from pixelwise.checkpoint import make_checkpoint, save_checkpoint
 from pixelwise.data import build_dataset, write_image
 
-WIDTH = 0.03125
 NAMES = ["background", "disc", "square", "triangle"]
 
 
-def tiny_model(name: str, **kwargs) -> torch.nn.Module:
-    """A width-1/32 model with random scorers, so that its masks hold several classes."""
-    model = pixelwise.create_model(name, num_classes=4, width=WIDTH, **kwargs)
-    for layer in ("score_fr", "score_pool4", "score_pool3"):
-        if hasattr(model, layer):  # FCN scorers start at zero; make the output vary
-            torch.nn.init.normal_(getattr(model, layer).weight, std=0.3)
-    if hasattr(model, "seg_score"):
-        torch.nn.init.normal_(model.seg_score.weight, std=2.0)
-    return model
-
-
 @pytest.fixture(scope="session")
-def serve_ckpts(tmp_path_factory):
+def serve_ckpts(tmp_path_factory, tiny_model):
     """``{"fcn8s": path, "deconvnet": path}``: the DeconvNet is the demo's kind (96-px proposals,
     deep-supervision scorers), so an EDeconvNet of the pair is built as from the demo's models."""
     root = tmp_path_factory.mktemp("serve-ckpts")

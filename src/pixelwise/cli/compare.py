@@ -10,18 +10,33 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from torch import nn
 
-from pixelwise.cli.predict import add_inference_args, check_inference_args, class_names_of, expand_inputs, segment_kwargs
+from pixelwise.cli.options import DATASETS_HELP, add_dataset_options, dataset_options
+from pixelwise.cli.predict import (
+    add_inference_args,
+    check_inference_args,
+    class_names_of,
+    dense_options_from,
+    expand_inputs,
+    post_options_from,
+    proposal_options_from,
+    proposals_for_image,
+)
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
-from pixelwise.cli.options import parse_key_values
 from pixelwise.errors import PixelwiseError
 from pixelwise.fileio import ensure_writable_file, writing
-from pixelwise.inference.crf import CRF_DEFAULTS, dense_crf
+from pixelwise.inference.crf import dense_crf
+from pixelwise.inference.options import DenseOptions, PostOptions
 from pixelwise.inference.pipeline import segment
 from pixelwise.optimize import prepare_for_inference
 from pixelwise.runtime import resolve_device
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,12 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoints", nargs="+", required=True, metavar="LABEL=CKPT",
                    help="models to compare, e.g. fcn32s=a.pt fcn8s=b.pt deconvnet=c.pt")
     p.add_argument("--truth", default=None, metavar="DIR", help="folder of ground-truth masks named like the images")
-    p.add_argument("--dataset", default=None, metavar="NAME", help="take images and truth from a dataset instead")
-    p.add_argument("--root", default=None, help="dataset root (not needed for synthetic)")
+    add_dataset_options(p, dataset_help="take images and truth from this dataset instead (" + DATASETS_HELP + ")")
     p.add_argument("--split", default="val", help="dataset split (val)")
     p.add_argument("--indices", default="0,1,2", help="dataset sample indices, comma-separated (0,1,2)")
-    p.add_argument("--dataset-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra dataset option, e.g. size=128 (repeatable)")
     p.add_argument("--crf-for", action="append", default=[], metavar="LABEL",
                    help="add a LABEL+CRF column: that model's output after the dense CRF (repeatable)")
     p.add_argument("--out", "-o", required=True, metavar="PNG", help="where to write the figure")
@@ -89,8 +101,7 @@ def load_rows(args: argparse.Namespace) -> tuple[list[dict], list[str] | None]:
             raise PixelwiseError("give IMAGE arguments or --dataset, not both")
         from pixelwise.data import build_dataset
 
-        kwargs = {k.replace("-", "_"): v for k, v in parse_key_values(args.dataset_arg, "--dataset-arg").items()}
-        ds = build_dataset(args.dataset, root=args.root, split=args.split, **kwargs)
+        ds = build_dataset(args.dataset, root=args.data_root, split=args.split, **dataset_options(args))
         rows = []
         for i in parse_indices(args.indices, len(ds)):
             sample = ds[i]
@@ -108,14 +119,23 @@ def load_rows(args: argparse.Namespace) -> tuple[list[dict], list[str] | None]:
     return rows, None
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def segment_rows(model: nn.Module, rows: list[dict], args: argparse.Namespace, dense: DenseOptions,
+                 post: PostOptions, *, with_crf: bool, bar: tqdm) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Return ``model``'s ``(H, W)`` uint8 masks of the rows, and (``with_crf``) the masks after the
+    dense CRF; ``bar`` advances by one per row."""
+    proposals = proposal_options_from(args, model)
+    masks, crf_masks = [], []
+    for r in rows:
+        image_proposals = proposals_for_image(proposals, image_name=r["name"], sample=r["sample"])
+        probs = segment(model, r["image"], dense=dense, proposals=image_proposals, post=post)
+        masks.append(probs.argmax(0).astype(np.uint8))
+        if with_crf:
+            crf_masks.append(dense_crf(r["image"], probs, **post.crf_settings()).argmax(0).astype(np.uint8))
+        bar.update(1)
+    return masks, crf_masks
 
-    from pixelwise.checkpoint import load_model
-    from pixelwise.viz.grids import comparison_grid
 
-    check_inference_args(args)
-    checkpoints = parse_checkpoints(args.checkpoints)
+def _check_crf_for(args: argparse.Namespace, checkpoints: dict[str, str]) -> None:
     unknown = [label for label in args.crf_for if label not in checkpoints]
     if unknown:
         raise PixelwiseError(f"--crf-for {unknown[0]!r} is not a label of --checkpoints ({', '.join(checkpoints)})")
@@ -124,16 +144,27 @@ def run(args: argparse.Namespace) -> int:
 
         if not crf_available():
             raise PixelwiseError("--crf-for needs the optional dense CRF extra: pip install 'pixelwise[crf]' (pydensecrf2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pixelwise.checkpoint import load_model
+    from pixelwise.viz.grids import comparison_grid
+
+    check_inference_args(args)
+    checkpoints = parse_checkpoints(args.checkpoints)
+    _check_crf_for(args, checkpoints)
     out = ensure_writable_file(args.out)  # a bad --out fails before the models run
     rows, dataset_names = load_rows(args)
     device = resolve_device(args.device)
+    dense, post = dense_options_from(args), post_options_from(args)
     columns: dict[str, list] = {}
     if any(r["truth"] is not None for r in rows):
         columns["truth"] = [r["truth"] for r in rows]
     class_names: list[str] | None = None
-    jobs = [(label, path) for label, path in checkpoints.items()]
-    bar = tqdm(total=len(jobs) * len(rows), desc="compare", unit="img", file=sys.stderr, disable=None)
-    for label, path in jobs:
+    bar = tqdm(total=len(checkpoints) * len(rows), desc="compare", unit="img", file=sys.stderr, disable=None)
+    for label, path in checkpoints.items():
         model = prepare_for_inference(load_model(path).to(device).eval(), engine=args.engine,
                                       precision=args.precision, device=device, copy=False)
         if class_names is None:
@@ -142,16 +173,8 @@ def run(args: argparse.Namespace) -> int:
                 class_names = list(dataset_names)
             else:
                 class_names = class_names_of(model, num_classes)
-        masks, crf_masks = [], []
-        for r in rows:
-            kw = segment_kwargs(args, model, image_name=r["name"], sample=r["sample"])
-            probs = segment(model, r["image"], **kw)
-            masks.append(probs.argmax(0).astype(np.uint8))
-            if label in args.crf_for:
-                crf_masks.append(dense_crf(r["image"], probs, **{**CRF_DEFAULTS, "preset": args.crf_preset})
-                                 .argmax(0).astype(np.uint8))
-            bar.update(1)
-        columns[label] = masks
+        columns[label], crf_masks = segment_rows(model, rows, args, dense, post, with_crf=label in args.crf_for,
+                                                 bar=bar)
         if label in args.crf_for:
             columns[f"{label}+CRF"] = crf_masks
         del model

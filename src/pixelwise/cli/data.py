@@ -14,6 +14,13 @@ def register(subparsers) -> None:
         description="Dataset tools.",
     )
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    _register_check(sub)
+    _register_convert(sub)
+    parser.set_defaults(func=_usage(parser))
+
+
+def _register_check(sub: argparse._SubParsersAction) -> None:
+    """Add ``data check`` and its options."""
     check = sub.add_parser(
         "check",
         help="scan a VOC, SBD or folder dataset and list every bad file",
@@ -55,6 +62,9 @@ def register(subparsers) -> None:
     check.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     check.set_defaults(func=run)
 
+
+def _register_convert(sub: argparse._SubParsersAction) -> None:
+    """Add ``data convert`` and its options."""
     convert = sub.add_parser(
         "convert",
         help="write a folder dataset's masks (e.g. RGB colour masks) as index PNGs",
@@ -101,7 +111,6 @@ def register(subparsers) -> None:
         "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
     )
     convert.set_defaults(func=run_convert)
-    parser.set_defaults(func=_usage(parser))
 
 
 def _usage(parser: argparse.ArgumentParser):

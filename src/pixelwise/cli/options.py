@@ -29,6 +29,28 @@ def parse_key_values(items: list[str], flag: str = "--data") -> dict:
     return options
 
 
+DATASETS_HELP = "synthetic, voc, sbd, sbd_voc_train, folder"
+
+
+def add_dataset_options(group: argparse._ActionsContainer, *, dataset_default: str | None = None,
+                        dataset_help: str = DATASETS_HELP, with_dataset: bool = True) -> None:
+    """Add the dataset flags every command spells the same way: ``--dataset NAME``,
+    ``--data-root DIR`` (alias ``--root``) and ``--data KEY=VALUE`` (repeatable; read them with
+    :func:`dataset_options`). ``with_dataset=False`` leaves ``--dataset`` out (``train`` makes it
+    from its config)."""
+    if with_dataset:
+        group.add_argument("--dataset", default=dataset_default, metavar="NAME", help=dataset_help)
+        group.add_argument("--data-root", "--root", dest="data_root", default=None, metavar="DIR",
+                           help="dataset root folder (not needed for synthetic)")
+    group.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                       help="dataset option (repeatable), e.g. --data size=64 --data sbd_root=/data/sbd")
+
+
+def dataset_options(args: argparse.Namespace) -> dict:
+    """Return the ``--data KEY=VALUE`` options of ``args`` as a dict (keys with ``-`` read as ``_``)."""
+    return {k.replace("-", "_"): v for k, v in parse_key_values(args.data).items()}
+
+
 def add_box_rule_options(group: argparse._ActionsContainer) -> None:
     """Add DeconvNet's proposal rules shared by ``predict`` and ``eval``: ``--top-k``, ``--min-box``,
     ``--min-box-frac``, ``--uncovered``, ``--aggregate`` and ``--pad``."""

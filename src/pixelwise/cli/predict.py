@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from pixelwise.errors import PixelwiseError
 from pixelwise.fileio import ensure_writable_dir, writing
 from pixelwise.inference.boxes import ENLARGE, read_box_file
 from pixelwise.inference.crf import CRF_PRESETS, DEFAULT_CRF_PRESET, crf_available
+from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
 from pixelwise.inference.pipeline import segment
 from pixelwise.inference.predict import model_kind
 from pixelwise.inference.proposals import EDGE_MODEL_HINT
@@ -104,51 +106,6 @@ def check_inference_args(args: argparse.Namespace) -> None:
             raise PixelwiseError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
 
 
-def segment_kwargs(args: argparse.Namespace, model: nn.Module, *, image_name: str = "", sample: dict | None = None) -> dict:
-    """Return the :func:`pixelwise.inference.segment` keyword arguments the options ask for."""
-    kind = model_kind(model)
-    proposals = args.proposals
-    if kind in ("fcn", "generic"):
-        proposals = None  # proposals are DeconvNet's; FCN always runs dense
-    elif proposals is None:
-        proposals = "selective-search"
-    options: dict = {}
-    if proposals == "none":
-        proposals = None
-    elif proposals == "edge-boxes":
-        options = {"model_path": args.edge_model}
-    elif proposals == "file":
-        options = {"table": args.box_table, "name": image_name, "path": args.boxes}
-    elif proposals == "gt":
-        if sample is None:
-            raise PixelwiseError("--proposals gt needs ground-truth boxes: use `pixelwise compare --dataset`")
-        options = {"sample": sample}
-    return dict(
-        tta=None if args.tta == "none" else args.tta,
-        scales=args.scale_list,
-        tile=args.tile,
-        overlap=args.overlap,
-        window=args.window,
-        context=args.tile_context,
-        proposals=proposals,
-        proposal_options=options,
-        aggregate=args.aggregate,
-        size=args.proposal_size,
-        batch=args.batch,
-        enlarge=args.enlarge,
-        square=args.square,
-        min_box=args.min_box,
-        min_box_frac=args.min_box_frac,
-        top_k=args.top_k,
-        uncovered=args.uncovered,
-        pad=args.pad,
-        mode=args.mode,
-        crf=args.crf,
-        crf_options={"preset": args.crf_preset},
-        precision=args.precision,
-    )
-
-
 def class_names_of(model: nn.Module, num_classes: int) -> list[str]:
     """The checkpoint's class names; VOC's for 21 classes without names; else class_0, class_1, ..."""
     names = getattr(model, "class_names", None)
@@ -157,6 +114,55 @@ def class_names_of(model: nn.Module, num_classes: int) -> list[str]:
     if num_classes == len(VOC_CLASSES):
         return list(VOC_CLASSES)
     return [f"class_{i}" for i in range(num_classes)]
+
+
+# -- segment() options from the inference flags (predict, compare) --------------------------------
+
+
+def dense_options_from(args: argparse.Namespace) -> DenseOptions:
+    """Return the :class:`DenseOptions` of the flags (after :func:`check_inference_args`)."""
+    return DenseOptions(
+        tile=args.tile, overlap=args.overlap, window=args.window, context=args.tile_context,
+        tta=None if args.tta == "none" else args.tta, scales=args.scale_list, precision=args.precision,
+    )
+
+
+def proposal_options_from(args: argparse.Namespace, model: nn.Module) -> ProposalOptions:
+    """Return the :class:`ProposalOptions` of the flags for ``model``: no proposals for an FCN,
+    selective search for a DeconvNet unless ``--proposals`` says otherwise. What depends on the
+    image (its box-file entry, its ground truth) is added by :func:`proposals_for_image`."""
+    method = args.proposals
+    if model_kind(model) in ("fcn", "generic") or method == "none":
+        method = None  # proposals are DeconvNet's; FCN always runs dense
+    elif method is None:
+        method = "selective-search"
+    options: dict = {}
+    if method == "edge-boxes":
+        options = {"model_path": args.edge_model}
+    elif method == "file":
+        options = {"table": args.box_table, "path": args.boxes}
+    return ProposalOptions(
+        method=method, method_options=options, top_k=args.top_k, min_box=args.min_box,
+        min_box_frac=args.min_box_frac, enlarge=args.enlarge, square=args.square, size=args.proposal_size,
+        batch=args.batch, aggregate=args.aggregate, uncovered=args.uncovered, pad=args.pad,
+    )
+
+
+def proposals_for_image(options: ProposalOptions, *, image_name: str = "", sample: dict | None = None) -> ProposalOptions:
+    """Return ``options`` for one image: a box file's boxes are looked up by ``image_name``;
+    ``gt`` takes the boxes of the dataset ``sample``."""
+    if options.method == "file":
+        return replace(options, method_options={**options.method_options, "name": image_name})
+    if options.method == "gt":
+        if sample is None:
+            raise PixelwiseError("--proposals gt needs ground-truth boxes: use `pixelwise compare --dataset`")
+        return replace(options, method_options={"sample": sample})
+    return options
+
+
+def post_options_from(args: argparse.Namespace) -> PostOptions:
+    """Return the :class:`PostOptions` of the flags: EDeconvNet's ``--mode``, ``--crf``, ``--crf-preset``."""
+    return PostOptions(ensemble_mode=args.mode, crf=args.crf, crf_preset=args.crf_preset)
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -294,6 +300,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def write_outputs(out_dir: Path, stem: str, image: np.ndarray, mask: np.ndarray, probs: np.ndarray,
+                  args: argparse.Namespace) -> None:
+    """Write ``STEM.png`` (palette mask), ``STEM_overlay.png`` and, with ``--save-probs``,
+    ``STEM_probs.npy`` (float16 ``(C, H, W)``) into ``out_dir``."""
+    palette = voc_palette(256)
+    with writing(out_dir / f"{stem}.png"):  # e.g. a full disk: one line naming the file
+        write_mask(out_dir / f"{stem}.png", mask, palette)
+        write_image(out_dir / f"{stem}_overlay.png", overlay(image, mask, args.alpha, palette))
+        if args.save_probs:
+            np.save(out_dir / f"{stem}_probs.npy", probs.astype(np.float16))
+
+
+def image_summary(path: Path, stem: str, image: np.ndarray, mask: np.ndarray, names: list[str], model_name: str,
+                  info: dict, args: argparse.Namespace, dense: DenseOptions, proposals: ProposalOptions,
+                  post: PostOptions) -> dict:
+    """Return the ``STEM.json`` record of one image: size, model, classes found, outputs and how the
+    inference ran (``info`` of :func:`segment`)."""
+    return {
+        "image": str(path),
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "model": model_name,
+        "classes": class_summary(mask, names),
+        "outputs": {
+            "mask": f"{stem}.png",
+            "overlay": f"{stem}_overlay.png",
+            "probs": f"{stem}_probs.npy" if args.save_probs else None,
+        },
+        "inference": {
+            "tile": dense.tile,
+            "tta": args.tta,
+            "scales": list(dense.scales) if dense.scales else None,
+            "proposals": info.get("proposals"),
+            "boxes": info.get("box_list"),
+            "coverage": info.get("coverage"),
+            "aggregate": proposals.aggregate if info.get("proposals") else None,
+            "crf": post.crf,
+            "crf_preset": post.crf_preset if post.crf else None,
+            "seconds": round(info.get("seconds", 0.0), 4),
+        },
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -303,10 +352,10 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     out_dir = ensure_writable_dir(args.out)  # a bad --out fails before the model is loaded
     model = load_cli_model(args)
+    dense, proposals, post = dense_options_from(args), proposal_options_from(args, model), post_options_from(args)
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     names = class_names_of(model, num_classes) if num_classes else None
-    palette = voc_palette(256)
-    spec = dict(getattr(model, "pixelwise_spec", {}) or {})
+    model_name = dict(getattr(model, "pixelwise_spec", {}) or {}).get("name", type(model).__name__)
     failed: list[str] = []
     start = time.perf_counter()
     bar = tqdm(list(zip(paths, output_stems(paths))), desc="predict", unit="img", file=sys.stderr,
@@ -315,8 +364,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             image = read_image(path)
             info: dict = {}
-            probs = segment(model, image, **segment_kwargs(args, model, image_name=path.name), info=info,
-                            progress=True)
+            probs = segment(model, image, dense=dense, proposals=proposals_for_image(proposals, image_name=path.name),
+                            post=post, progress=True, info=info)
         except PixelwiseError as exc:
             failed.append(str(path))
             msg = str(exc)
@@ -325,35 +374,8 @@ def run(args: argparse.Namespace) -> int:
         if names is None:
             names = class_names_of(model, probs.shape[0])
         mask = probs.argmax(0).astype(np.uint8)
-        with writing(out_dir / f"{stem}.png"):  # e.g. a full disk: one line naming the file
-            write_mask(out_dir / f"{stem}.png", mask, palette)
-            write_image(out_dir / f"{stem}_overlay.png", overlay(image, mask, args.alpha, palette))
-            if args.save_probs:
-                np.save(out_dir / f"{stem}_probs.npy", probs.astype(np.float16))
-        summary = {
-            "image": str(path),
-            "height": int(image.shape[0]),
-            "width": int(image.shape[1]),
-            "model": spec.get("name", type(model).__name__),
-            "classes": class_summary(mask, names),
-            "outputs": {
-                "mask": f"{stem}.png",
-                "overlay": f"{stem}_overlay.png",
-                "probs": f"{stem}_probs.npy" if args.save_probs else None,
-            },
-            "inference": {
-                "tile": args.tile,
-                "tta": args.tta,
-                "scales": list(args.scale_list) if args.scale_list else None,
-                "proposals": info.get("proposals"),
-                "boxes": info.get("box_list"),
-                "coverage": info.get("coverage"),
-                "aggregate": args.aggregate if info.get("proposals") else None,
-                "crf": args.crf,
-                "crf_preset": args.crf_preset if args.crf else None,
-                "seconds": round(info.get("seconds", 0.0), 4),
-            },
-        }
+        write_outputs(out_dir, stem, image, mask, probs, args)
+        summary = image_summary(path, stem, image, mask, names, model_name, info, args, dense, proposals, post)
         with writing(out_dir / f"{stem}.json"):
             (out_dir / f"{stem}.json").write_text(compact_json(summary) + "\n", encoding="utf-8")
     done = len(paths) - len(failed)

@@ -53,16 +53,6 @@ def as_boxes(boxes, scores=None) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(arr[:, :4]), scores
 
 
-def valid_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Return a ``(K,)`` bool mask: finite boxes with ``0 <= x0 < x1 <= W`` and ``0 <= y0 < y1 <= H``."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return (
-        np.isfinite(b).all(1)
-        & (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= width) & (b[:, 3] <= height)
-        & (b[:, 0] < b[:, 2]) & (b[:, 1] < b[:, 3])
-    )
-
-
 def enlarge_boxes(boxes: np.ndarray, factor: float = ENLARGE, *, square: bool = False) -> np.ndarray:
     """Return the boxes scaled by ``factor`` around their centres: ``(K, 4)`` float32.
 

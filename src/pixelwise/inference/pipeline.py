@@ -10,7 +10,12 @@
 
 Then optional TTA (flip / scales, probabilities averaged) and dense CRF.
 
-Pixels no proposal covers (``uncovered``):
+The options come in three frozen objects (:mod:`pixelwise.inference.options`):
+:class:`DenseOptions` (tiling, test-time views, precision), :class:`ProposalOptions` (boxes, box
+rules, aggregation, uncovered pixels, padding) and :class:`PostOptions` (EDeconvNet's combination,
+dense CRF).
+
+Pixels no proposal covers (``ProposalOptions.uncovered``):
 
 - ``whole`` (default): DeconvNet's scores from a whole-image pass fill them. A proposal pipeline
   that misses an object (or a small image where every proposal is under ``min_box``) then degrades
@@ -23,13 +28,13 @@ Pixels no proposal covers (``uncovered``):
   softmax; with the release's ``product`` ensemble the ensemble is 0 too, and the CRF decides).
 
 Proposal crops reaching past the image are padded with the model's ``proposal_pad`` colour
-(``mean`` or ``black``, the release's) unless ``pad`` says otherwise.
+(``mean`` or ``black``, the release's) unless ``ProposalOptions.pad`` says otherwise.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -37,7 +42,8 @@ from torch import nn
 
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.aggregate import AGGREGATIONS, PAD_COLOURS, deconvnet_on_boxes, pad_fill
-from pixelwise.inference.boxes import ENLARGE, MIN_BOX, TOP_K, as_boxes, prepare_boxes
+from pixelwise.inference.boxes import as_boxes, prepare_boxes
+from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
 from pixelwise.inference.predict import check_image, dense_logits, image_tensor, input_convention, model_kind
 from pixelwise.inference.proposals import generate_proposals
 from pixelwise.inference.tta import augmented_probs
@@ -112,32 +118,115 @@ def deconvnet_scores(
     return torch.where(cov, scores, fill), cov
 
 
+def check_options(kind: str, proposals: ProposalOptions, post: PostOptions) -> None:
+    """Raise a one-line :class:`PixelwiseError` for options that cannot work with a model of
+    ``kind`` (unknown names, proposals for an FCN, ``uncovered="fcn"`` without an FCN)."""
+    if proposals.aggregate not in AGGREGATIONS:
+        raise PixelwiseError(f"unknown --aggregate {proposals.aggregate!r}; valid: {', '.join(AGGREGATIONS)}")
+    if proposals.uncovered not in UNCOVERED:
+        raise PixelwiseError(f"unknown --uncovered {proposals.uncovered!r}; valid: {', '.join(UNCOVERED)}")
+    if proposals.uncovered == "fcn" and kind != "ensemble":
+        raise PixelwiseError("--uncovered fcn needs an EDeconvNet (an FCN-8s to fall back on); use whole or background")
+    if proposals.pad is not None and proposals.pad not in PAD_COLOURS:
+        raise PixelwiseError(f"unknown --pad {proposals.pad!r}; valid: {', '.join(PAD_COLOURS)}")
+    if post.ensemble_mode is not None and post.ensemble_mode not in ENSEMBLE_MODES:
+        raise PixelwiseError(f"unknown ensemble --mode {post.ensemble_mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
+    if proposals.method is not None and proposals.boxes is not None:
+        raise PixelwiseError("give proposal boxes or a proposal method, not both")
+    if proposals.enabled and kind in ("fcn", "generic"):
+        raise PixelwiseError(
+            "proposals apply to DeconvNet and EDeconvNet only; FCN segments the whole image (use --tile for large images)"
+        )
+
+
+def _generator_options(options: ProposalOptions) -> dict:
+    """The keyword arguments of the proposal method (:func:`generate_proposals`)."""
+    kwargs = dict(options.method_options)
+    if options.method.replace("-", "_").lower() == "edge_boxes":
+        # EdgeBoxes asks for more candidates until top_k boxes pass the same box rules
+        for key, value in (("want", options.top_k), ("min_box", options.min_box),
+                           ("min_box_frac", options.min_box_frac), ("enlarge", options.enlarge),
+                           ("square", options.square)):
+            kwargs.setdefault(key, value)
+    return kwargs
+
+
+def proposal_boxes(image: np.ndarray, options: ProposalOptions) -> tuple[np.ndarray | None, str | None]:
+    """Return the boxes DeconvNet runs on for ``image`` (``(H, W, 3)`` uint8): ``(K, 4)`` int64,
+    best first, after the box rules; and their source (the method, or ``given``). ``(None, None)``
+    when the options ask for no proposals."""
+    if not options.enabled:
+        return None, None
+    if options.method is not None:
+        raw = generate_proposals(image, options.method, **_generator_options(options))
+    elif isinstance(options.boxes, tuple):
+        raw = as_boxes(*options.boxes)
+    else:
+        raw = as_boxes(options.boxes)
+    boxes, _ = prepare_boxes(*raw, image_hw=image.shape[:2], **options.box_rules())
+    return boxes, options.method if options.method is not None else "given"
+
+
+@dataclass
+class ViewScorer:
+    """The class probabilities of one test-time view for the model's kind (the ``view_fn`` of
+    :func:`pixelwise.inference.tta.augmented_probs`); remembers each view's proposal coverage."""
+
+    model: nn.Module
+    kind: str
+    dense_kw: dict
+    proposals: ProposalOptions
+    post: PostOptions
+    coverage: list[float] = field(default_factory=list)
+
+    def deconvnet(self, deconv: nn.Module, x: torch.Tensor,
+                  boxes: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """DeconvNet's scores ``(C, h, w)`` and coverage (see :func:`deconvnet_scores`)."""
+        p = self.proposals
+        scores, cov = deconvnet_scores(deconv, x, boxes, size=p.size, batch=p.batch, aggregate=p.aggregate,
+                                       uncovered=p.uncovered, pad=p.pad, **self.dense_kw)
+        if cov is not None:
+            self.coverage.append(float(cov.float().mean()))
+        return scores, cov
+
+    def ensemble(self, x: torch.Tensor, boxes: np.ndarray | None) -> torch.Tensor:
+        """EDeconvNet's combined scores ``(C, h, w)``; FCN-8s's alone where no box is with
+        ``uncovered="fcn"``."""
+        fcn_scores = dense_logits(self.model.fcn, x[None], **self.dense_kw)[0]
+        dec_scores, cov = self.deconvnet(self.model.deconvnet, x, boxes)
+        mode = self.post.ensemble_mode or self.model.mode
+        combined = combine_scores(fcn_scores[None], dec_scores[None], mode)[0]
+        if cov is not None and self.proposals.uncovered == "fcn":
+            combined = torch.where(cov, combined, fcn_scores)
+        return combined
+
+    def __call__(self, x: torch.Tensor, boxes: np.ndarray | None) -> torch.Tensor:
+        """Return the view's probabilities ``(C, h, w)`` for its normalised image ``x`` ``(3, h, w)``."""
+        if self.kind == "deconvnet":
+            scores, _ = self.deconvnet(self.model, x, boxes)
+        elif self.kind in ("fcn", "generic"):
+            scores = dense_logits(self.model, x[None], **self.dense_kw)[0]
+        else:
+            scores = self.ensemble(x, boxes)
+        return scores.float().softmax(0)
+
+
+def _given(value, cls: type, name: str):
+    """``value``, or ``cls()`` for None; a clear error for the keyword arguments of old."""
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise TypeError(f"segment({name}=...) takes a {cls.__name__}, got {type(value).__name__}")
+    return value
+
+
 def segment(
     model: nn.Module,
     image: np.ndarray,
     *,
-    tta: str | None = None,
-    scales: Sequence[float] | None = None,
-    tile: int | tuple[int, int] | None = None,
-    overlap: float = 0.33,
-    window: str = "linear",
-    context: int = 0,
-    proposals: str | np.ndarray | tuple | None = None,
-    proposal_options: dict | None = None,
-    aggregate: str = "max",
-    size: int | None = None,
-    batch: int = 8,
-    enlarge: float = ENLARGE,
-    square: bool = False,
-    min_box: float = MIN_BOX,
-    min_box_frac: float | None = None,
-    top_k: int | None = TOP_K,
-    uncovered: str = "whole",
-    pad: str | None = None,
-    mode: str | None = None,
-    crf: bool = False,
-    crf_options: dict | None = None,
-    precision: str = "fp32",
+    dense: DenseOptions | None = None,
+    proposals: ProposalOptions | None = None,
+    post: PostOptions | None = None,
     progress: bool = False,
     info: dict | None = None,
 ) -> np.ndarray:
@@ -148,104 +237,32 @@ def segment(
             ``(N, C, H, W)`` scores at any size), in eval mode, on the device to use. The image is
             normalised with ``model.input_convention``.
         image: ``(H, W, 3)`` uint8 RGB.
-        tta: ``"flip"`` adds mirrored views; ``scales`` e.g. ``(0.75, 1, 1.25)``; probabilities of
-            all views are averaged.
-        tile, overlap, window, context: sliding-window inference for the dense (whole-image) passes
-            (see :func:`pixelwise.inference.sliding.sliding_window`); None = whole image.
-        proposals: DeconvNet/EDeconvNet only. None = whole-image DeconvNet; a method name
-            (``selective-search``, ``edge-boxes``, ``sliding``, ``file``, ``gt``; options in
-            ``proposal_options``, e.g. ``{"model_path": ...}`` for EdgeBoxes); or boxes ``(K, 4)``
-            / ``(K, 5)`` / ``(boxes, scores)`` in image pixels, x1/y1 exclusive.
-        aggregate: ``max`` (paper), ``max0`` (release: max started from 0), ``sum`` or ``mean``
-            over the boxes covering a pixel.
-        size, batch: proposal crops are resized to ``size`` (None: the DeconvNet's ``input_size``,
-            224 for the paper's) and run ``batch`` at a time.
-        enlarge, square, min_box, min_box_frac, top_k: box handling, see
-            :func:`pixelwise.inference.boxes.prepare_boxes`.
-        uncovered: ``whole``, ``background``, ``fcn`` or ``zero`` (see the module docstring).
-        pad: colour of proposal crops outside the image, ``mean`` or ``black`` (None: the
-            DeconvNet's own ``proposal_pad``).
-        mode: EDeconvNet combination, ``mean`` (paper) or ``product`` (release; default: the
-            model's own).
-        crf: dense CRF on the final probabilities (needs ``pixelwise[crf]``); ``crf_options``
-            override :data:`pixelwise.inference.crf.CRF_DEFAULTS`.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (CUDA) for the forward passes.
+        dense: tiling, test-time views and precision (:class:`DenseOptions`; None: the defaults,
+            whole image, one view, fp32).
+        proposals: DeconvNet/EDeconvNet's boxes and box rules (:class:`ProposalOptions`; None: no
+            proposals, one whole-image pass).
+        post: EDeconvNet's combination and the dense CRF (:class:`PostOptions`; None: the model's
+            own combination, no CRF).
+        progress: progress bars for tiles and proposal crops.
         info: if a dict is given, it is filled with what was done (boxes used, coverage, views,
             seconds).
     """
     start = time.perf_counter()
+    dense = _given(dense, DenseOptions, "dense")
+    proposals = _given(proposals, ProposalOptions, "proposals")
+    post = _given(post, PostOptions, "post")
     image = check_image(image)
     kind = model_kind(model)
-    if aggregate not in AGGREGATIONS:
-        raise PixelwiseError(f"unknown --aggregate {aggregate!r}; valid: {', '.join(AGGREGATIONS)}")
-    if uncovered not in UNCOVERED:
-        raise PixelwiseError(f"unknown --uncovered {uncovered!r}; valid: {', '.join(UNCOVERED)}")
-    if uncovered == "fcn" and kind != "ensemble":
-        raise PixelwiseError("--uncovered fcn needs an EDeconvNet (an FCN-8s to fall back on); use whole or background")
-    if pad is not None and pad not in PAD_COLOURS:
-        raise PixelwiseError(f"unknown --pad {pad!r}; valid: {', '.join(PAD_COLOURS)}")
-    if mode is not None and mode not in ENSEMBLE_MODES:
-        raise PixelwiseError(f"unknown ensemble --mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
-    if proposals is not None and kind in ("fcn", "generic"):
-        raise PixelwiseError(
-            "proposals apply to DeconvNet and EDeconvNet only; FCN segments the whole image (use --tile for large images)"
-        )
+    check_options(kind, proposals, post)
     x = image_tensor(image, model)
-    height, width = image.shape[:2]
-    dense_kw = dict(tile=tile, overlap=overlap, window=window, context=context, precision=precision, progress=progress)
-
-    boxes = None
-    method = None
-    if proposals is not None:
-        if isinstance(proposals, str):
-            method = proposals
-            options = dict(proposal_options or {})
-            if proposals.replace("-", "_").lower() == "edge_boxes":
-                # EdgeBoxes asks for more candidates until top_k boxes pass the same box rules
-                for key, value in (("want", top_k), ("min_box", min_box), ("min_box_frac", min_box_frac),
-                                   ("enlarge", enlarge), ("square", square)):
-                    options.setdefault(key, value)
-            raw = generate_proposals(image, proposals, **options)
-        elif isinstance(proposals, tuple):
-            method = "given"
-            raw = as_boxes(*proposals)
-        else:
-            method = "given"
-            raw = as_boxes(proposals)
-        boxes, _ = prepare_boxes(
-            *raw, image_hw=(height, width), enlarge=enlarge, square=square,
-            min_box=min_box, min_box_frac=min_box_frac, top_k=top_k,
-        )
-    coverage_seen: list[float] = []
-
-    def deconv_scores(deconv: nn.Module, xv: torch.Tensor, bv: np.ndarray | None):
-        scores, cov = deconvnet_scores(
-            deconv, xv, bv, size=size, batch=batch, aggregate=aggregate, uncovered=uncovered, pad=pad, **dense_kw
-        )
-        if cov is not None:
-            coverage_seen.append(float(cov.float().mean()))
-        return scores, cov
-
-    def view_probs(xv: torch.Tensor, bv: np.ndarray | None) -> torch.Tensor:
-        if kind in ("fcn", "generic", "deconvnet"):
-            if kind == "deconvnet":
-                scores, _ = deconv_scores(model, xv, bv)
-            else:
-                scores = dense_logits(model, xv[None], **dense_kw)[0]
-            return scores.float().softmax(0)
-        fcn_scores = dense_logits(model.fcn, xv[None], **dense_kw)[0]
-        dec_scores, cov = deconv_scores(model.deconvnet, xv, bv)
-        combined = combine_scores(fcn_scores[None], dec_scores[None], mode or model.mode)[0]
-        if cov is not None and uncovered == "fcn":
-            combined = torch.where(cov, combined, fcn_scores)
-        return combined.float().softmax(0)
-
-    probs = augmented_probs(view_probs, x, boxes, scales=scales, tta=tta)
+    boxes, method = proposal_boxes(image, proposals)
+    scorer = ViewScorer(model, kind, dense.dense_kwargs(progress), proposals, post)
+    probs = augmented_probs(scorer, x, boxes, scales=dense.scales, tta=dense.tta)
     result = probs.float().cpu().numpy()
-    if crf:
-        from pixelwise.inference.crf import CRF_DEFAULTS, dense_crf
+    if post.crf:
+        from pixelwise.inference.crf import dense_crf
 
-        result = dense_crf(image, result, **{**CRF_DEFAULTS, **(crf_options or {})})
+        result = dense_crf(image, result, **post.crf_settings())
     if info is not None:
         info.update(
             {
@@ -253,9 +270,9 @@ def segment(
                 "proposals": method,
                 "boxes": None if boxes is None else int(len(boxes)),
                 "box_list": None if boxes is None else boxes.tolist(),
-                "coverage": None if not coverage_seen else float(np.mean(coverage_seen)),
-                "views": len(scales or (1.0,)) * (2 if tta == "flip" else 1),
-                "crf": bool(crf),
+                "coverage": None if not scorer.coverage else float(np.mean(scorer.coverage)),
+                "views": dense.views,
+                "crf": bool(post.crf),
                 "seconds": time.perf_counter() - start,
             }
         )

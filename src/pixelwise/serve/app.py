@@ -14,29 +14,15 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from pixelwise.errors import PixelwiseError
-from pixelwise.serve.inference import (
-    MAX_MEGABYTES,
-    MAX_MEGAPIXELS,
-    PROPOSAL_CHOICES,
-    TTA_CHOICES,
-    ServeOptions,
-    colour_mask,
-    display_scale,
-    legend_html,
-    legend_rows,
-    load_upload,
-    render_overlay,
-    save_mask_png,
-    segment_image,
-    summary_markdown,
-    upload_name,
-)
+from pixelwise.serve import inference
+from pixelwise.serve.inference import MAX_MEGABYTES, MAX_MEGAPIXELS
 from pixelwise.serve.models import ServedModel
 
 log = logging.getLogger("pixelwise.serve")
@@ -44,6 +30,9 @@ log = logging.getLogger("pixelwise.serve")
 TITLE = "pixelwise · semantic segmentation"
 
 TILE_CHOICES = ("off", "256", "512", "1024")
+
+READY = "Upload an image or click an example."
+"""The status line of a page without an image."""
 
 CSS = """
 .gradio-container {max-width: 1400px !important; margin: 0 auto !important;}
@@ -109,6 +98,217 @@ def _header(models: Sequence[ServedModel]) -> str:
     )
 
 
+@dataclass
+class _Page:
+    """The page's components that the events read and write, filled in by the layout builders."""
+
+    upload: Any = None
+    gallery: Any = None
+    model: Any = None
+    run: Any = None
+    tile: Any = None
+    tta: Any = None
+    proposals: Any = None
+    top_k: Any = None
+    context: Any = None
+    crf: Any = None
+    overlay_view: Any = None
+    mask_view: Any = None
+    alpha: Any = None
+    show_boxes: Any = None
+    legend: Any = None
+    status: Any = None
+    summary: Any = None
+    download: Any = None
+    state: Any = None
+
+    @property
+    def inputs(self) -> list:
+        """The inputs of a segment request, in the order of :meth:`_Requests.segment_request`."""
+        return [self.upload, self.model, self.tile, self.context, self.tta, self.proposals, self.top_k, self.crf,
+                self.alpha, self.show_boxes]
+
+    @property
+    def results(self) -> list:
+        """What a request shows, in the order :meth:`_Requests.segment_request` returns it."""
+        return [self.overlay_view, self.mask_view, self.legend, self.summary, self.download, self.status, self.state]
+
+
+def _upload_and_examples(gr, page: _Page, examples: list[str], max_megapixels: float, max_megabytes: float) -> None:
+    """The upload box and, when there are examples, their gallery and its caption."""
+    page.upload = gr.File(label=f"Image (up to {max_megapixels:g} megapixels, {max_megabytes:g} MB)",
+                          file_types=["image"], type="filepath", elem_id="pw-upload", height=100)
+    if not examples:
+        return
+    rows = -(-len(examples) // 4)
+    page.gallery = gr.Gallery(
+        value=list(examples), label="Examples", show_label=False, columns=4, rows=rows,
+        height=20 + 110 * min(rows, 2), allow_preview=False, elem_id="pw-examples",
+        **_kw(gr.Gallery.__init__, object_fit="cover", buttons=[], show_download_button=False,
+              show_share_button=False, show_fullscreen_button=False),
+    )
+    gr.Markdown("Examples: built-in synthetic scenes; click one to segment it.", elem_classes=["pw-caption"])
+
+
+def _inference_options(gr, page: _Page, first: ServedModel, proposal_choices: list[str], crf_ok: bool) -> None:
+    """The "Inference options" accordion: tiling, TTA, proposals, top-k, exact tiling, dense CRF."""
+    with gr.Accordion("Inference options", open=True):
+        with gr.Row():
+            page.tile = gr.Dropdown(choices=list(TILE_CHOICES), value="off", label="Tiling (tile px)",
+                                    elem_id="pw-tile", min_width=120)
+            page.tta = gr.Dropdown(choices=list(inference.TTA_CHOICES), value="none",
+                                   label="Test-time augmentation", elem_id="pw-tta", min_width=120)
+        with gr.Row():
+            page.proposals = gr.Dropdown(
+                choices=proposal_choices, value=proposal_choices[0], label="Proposals (DeconvNet)",
+                interactive=first.uses_proposals, elem_id="pw-proposals", min_width=120,
+            )
+            page.top_k = gr.Slider(1, 100, step=1, value=first.proposal_defaults.get("top_k") or 50,
+                                   label="Top-k boxes", interactive=first.uses_proposals,
+                                   elem_id="pw-topk", min_width=120)
+        with gr.Row():
+            page.context = gr.Checkbox(value=False, label="Exact tiling (224 px context)", min_width=120)
+            page.crf = gr.Checkbox(value=False, interactive=crf_ok, elem_id="pw-crf", min_width=120,
+                                   label="Dense CRF" if crf_ok else "Dense CRF (needs pixelwise[crf])")
+
+
+def _input_column(gr, page: _Page, by_label: dict[str, ServedModel], first: ServedModel, examples: list[str],
+                  max_megapixels: float, max_megabytes: float) -> None:
+    """The left column: upload, examples, model, the Segment button and the inference options."""
+    from pixelwise.inference.crf import crf_available
+
+    proposal_choices = [c for c in inference.PROPOSAL_CHOICES
+                        if c != "selective-search" or _selective_search_available()]
+    with gr.Column(scale=3, min_width=360):
+        _upload_and_examples(gr, page, examples, max_megapixels, max_megabytes)
+        page.model = gr.Dropdown(choices=list(by_label), value=first.label, label="Model", elem_id="pw-model")
+        page.run = gr.Button("Segment", variant="primary", elem_id="pw-run")
+        _inference_options(gr, page, first, proposal_choices, crf_available())
+
+
+def _output_column(gr, page: _Page) -> None:
+    """The right column: overlay and colour mask, opacity and boxes, legend, status, summary, download."""
+    with gr.Column(scale=5, min_width=480):
+        with gr.Row():
+            page.overlay_view = gr.Image(label="Overlay", type="numpy", interactive=False, height=380,
+                                         elem_id="pw-overlay", **_kw(gr.Image.__init__, format="png"))
+            page.mask_view = gr.Image(label="Colour mask", type="numpy", interactive=False, height=380,
+                                      elem_id="pw-mask", **_kw(gr.Image.__init__, format="png"))
+        with gr.Row():
+            page.alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity", elem_id="pw-alpha")
+            page.show_boxes = gr.Checkbox(value=True, label="Show proposal boxes", elem_id="pw-boxes")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                page.legend = gr.HTML(inference.legend_html([]), elem_id="pw-legend-box")
+            with gr.Column(scale=2):
+                page.status = gr.Textbox(label="Status", value=READY, lines=2, max_lines=4, interactive=False,
+                                         elem_id="pw-status")
+                page.summary = gr.Markdown("", elem_id="pw-summary")
+                page.download = gr.File(label="Mask (index PNG: pixel value = class index)", interactive=False,
+                                        elem_id="pw-download")
+
+
+@dataclass
+class _Requests:
+    """What the page's events run. The gradio callbacks keep their parameters unannotated (gradio
+    reads annotations to inject event data) and their names (they name the page's API endpoints)."""
+
+    gr: Any
+    by_label: dict[str, ServedModel]
+    first: ServedModel
+    workdir: Path
+    max_megapixels: float
+    max_megabytes: float
+
+    def load(self, path) -> np.ndarray:
+        """Return the upload at ``path`` as an RGB image, within the page's limits."""
+        return inference.load_upload(path, max_megapixels=self.max_megapixels, max_megabytes=self.max_megabytes)
+
+    def failure(self, message: str) -> tuple:
+        """Show ``message`` as a warning toast and in the status box; clear the views."""
+        self.gr.Warning(message)
+        return None, None, inference.legend_html([]), "", None, message, None
+
+    def segment_request(self, path, label, tile_choice, exact, tta_choice, proposal_choice, k, use_crf, opacity,
+                        boxes_on):
+        start = time.perf_counter()
+        try:
+            entry = self.by_label.get(label)
+            if entry is None:
+                raise PixelwiseError(f"unknown model {label!r}")
+            image = self.load(path)
+            options = inference.ServeOptions(
+                tile=None if tile_choice in (None, "off") else int(tile_choice),
+                tile_context=224 if exact else 0, tta=tta_choice or "none",
+                proposals=proposal_choice or "none", top_k=int(k) if k else None, crf=bool(use_crf),
+            )
+            seg = inference.segment_image(entry, image, options)
+            name = inference.upload_name(path)
+            shown = seg.boxes if boxes_on else None
+            scale = inference.display_scale(image.shape)
+            views = (inference.render_overlay(image, seg.mask, opacity, shown, scale),
+                     inference.colour_mask(seg.mask, scale))
+            rows = inference.legend_rows(seg.mask, seg.class_names)
+            mask_file = inference.save_mask_png(seg.mask, self.workdir, name)
+        except PixelwiseError as exc:
+            return self.failure(str(exc))
+        except Exception as exc:  # never a traceback in the page; the log has it
+            log.exception("pixelwise serve: request failed")
+            return self.failure(f"internal error ({type(exc).__name__}): {str(exc).strip()[:200]}")
+        total = time.perf_counter() - start
+        found = ", ".join(f"{r['name']} {100 * r['share']:.1f} %" for r in rows)
+        message = f"{name}: segmented in {seg.seconds:.2f} s: {found}"
+        kept = {"image": image, "mask": seg.mask, "boxes": seg.boxes}
+        return (*views, inference.legend_html(rows), inference.summary_markdown(entry, seg, total), str(mask_file),
+                message, kept)
+
+    def redraw(self, kept, opacity, boxes_on):
+        if not kept:
+            return self.gr.update()
+        image = kept["image"]
+        return inference.render_overlay(image, kept["mask"], opacity, kept["boxes"] if boxes_on else None,
+                                        inference.display_scale(image.shape))
+
+    def preview(self, path):
+        """Show an upload as soon as it arrives; a bad one is refused (and removed) at once."""
+        if path is None:
+            return None, None, inference.legend_html([]), "", None, READY, None, self.gr.update()
+        try:
+            image = self.load(path)
+        except PixelwiseError as exc:
+            return (*self.failure(str(exc)), None)
+        height, width = image.shape[:2]
+        ready = f"{inference.upload_name(path)}: {width}x{height} image, ready: press Segment"
+        scale = inference.display_scale(image.shape)
+        shown = inference.render_overlay(image, np.zeros(image.shape[:2], np.uint8), 0.0, None, scale)
+        return shown, None, inference.legend_html([]), "", None, ready, None, self.gr.update()
+
+    def model_changed(self, label):
+        entry = self.by_label.get(label, self.first)
+        on = entry.uses_proposals
+        return (self.gr.update(interactive=on),
+                self.gr.update(interactive=on, value=entry.proposal_defaults.get("top_k") or 50))
+
+
+def _wire_events(gr, page: _Page, requests: _Requests, examples: list[str]) -> None:
+    """Connect the components to the requests: Segment, upload and clear, model change, opacity and
+    boxes, and a click on an example (which segments it)."""
+    page.run.click(requests.segment_request, page.inputs, page.results)
+    page.upload.upload(requests.preview, [page.upload], [*page.results, page.upload])
+    page.upload.clear(requests.preview, [page.upload], [*page.results, page.upload])
+    page.model.change(requests.model_changed, [page.model], [page.proposals, page.top_k])
+    redraw_inputs = [page.state, page.alpha, page.show_boxes]
+    getattr(page.alpha, "release", page.alpha.change)(requests.redraw, redraw_inputs, [page.overlay_view])
+    page.show_boxes.change(requests.redraw, redraw_inputs, [page.overlay_view])
+    if examples:
+        def pick(evt):
+            return examples[evt.index]
+
+        pick.__annotations__ = {"evt": gr.SelectData}  # a real class: this module's annotations are strings
+
+        page.gallery.select(pick, None, [page.upload]).then(requests.segment_request, page.inputs, page.results)
+
+
 def build_app(
     models: Sequence[ServedModel],
     *,
@@ -120,153 +320,20 @@ def build_app(
     """Return the gradio ``Blocks`` of the page for ``models`` (at least one). Masks to download
     are written under ``workdir``; ``examples`` are image files offered as example scenes."""
     gr = _gradio()
-    from pixelwise.inference.crf import crf_available
-
     if not models:
         raise PixelwiseError("no models to serve")
     by_label = {m.label: m for m in models}
-    first = models[0]
     examples = [str(p) for p in examples]
-    workdir = Path(workdir)
-    crf_ok = crf_available()
-    proposal_choices = [c for c in PROPOSAL_CHOICES if c != "selective-search" or _selective_search_available()]
-
+    requests = _Requests(gr, by_label, models[0], Path(workdir), max_megapixels, max_megabytes)
+    page = _Page()
     style = {} if _style_goes_to_launch(gr) else {"css": CSS, "theme": _theme(gr)}
     with gr.Blocks(**_kw(gr.Blocks.__init__, title=TITLE, analytics_enabled=False, **style)) as app:
         gr.Markdown(_header(models), elem_id="pw-header")
-        state = gr.State(None)
+        page.state = gr.State(None)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=360):
-                upload = gr.File(label=f"Image (up to {max_megapixels:g} megapixels, {max_megabytes:g} MB)",
-                                 file_types=["image"], type="filepath", elem_id="pw-upload", height=100)
-                if examples:
-                    rows = -(-len(examples) // 4)
-                    gallery = gr.Gallery(
-                        value=list(examples), label="Examples", show_label=False, columns=4, rows=rows,
-                        height=20 + 110 * min(rows, 2), allow_preview=False, elem_id="pw-examples",
-                        **_kw(gr.Gallery.__init__, object_fit="cover", buttons=[], show_download_button=False,
-                              show_share_button=False, show_fullscreen_button=False),
-                    )
-                    gr.Markdown("Examples: built-in synthetic scenes; click one to segment it.",
-                                elem_classes=["pw-caption"])
-                model = gr.Dropdown(choices=list(by_label), value=first.label, label="Model", elem_id="pw-model")
-                run = gr.Button("Segment", variant="primary", elem_id="pw-run")
-                with gr.Accordion("Inference options", open=True):
-                    with gr.Row():
-                        tile = gr.Dropdown(choices=list(TILE_CHOICES), value="off", label="Tiling (tile px)",
-                                           elem_id="pw-tile", min_width=120)
-                        tta = gr.Dropdown(choices=list(TTA_CHOICES), value="none", label="Test-time augmentation",
-                                          elem_id="pw-tta", min_width=120)
-                    with gr.Row():
-                        proposals = gr.Dropdown(
-                            choices=proposal_choices, value=proposal_choices[0], label="Proposals (DeconvNet)",
-                            interactive=first.uses_proposals, elem_id="pw-proposals", min_width=120,
-                        )
-                        top_k = gr.Slider(1, 100, step=1, value=first.proposal_defaults.get("top_k") or 50,
-                                          label="Top-k boxes", interactive=first.uses_proposals,
-                                          elem_id="pw-topk", min_width=120)
-                    with gr.Row():
-                        context = gr.Checkbox(value=False, label="Exact tiling (224 px context)", min_width=120)
-                        crf = gr.Checkbox(value=False, interactive=crf_ok, elem_id="pw-crf", min_width=120,
-                                          label="Dense CRF" if crf_ok else "Dense CRF (needs pixelwise[crf])")
-            with gr.Column(scale=5, min_width=480):
-                with gr.Row():
-                    overlay_view = gr.Image(label="Overlay", type="numpy", interactive=False, height=380,
-                                            elem_id="pw-overlay", **_kw(gr.Image.__init__, format="png"))
-                    mask_view = gr.Image(label="Colour mask", type="numpy", interactive=False, height=380,
-                                         elem_id="pw-mask", **_kw(gr.Image.__init__, format="png"))
-                with gr.Row():
-                    alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity", elem_id="pw-alpha")
-                    show_boxes = gr.Checkbox(value=True, label="Show proposal boxes", elem_id="pw-boxes")
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=3):
-                        legend = gr.HTML(legend_html([]), elem_id="pw-legend-box")
-                    with gr.Column(scale=2):
-                        status = gr.Textbox(label="Status", value="Upload an image or click an example.", lines=2,
-                                            max_lines=4, interactive=False, elem_id="pw-status")
-                        summary = gr.Markdown("", elem_id="pw-summary")
-                        download = gr.File(label="Mask (index PNG: pixel value = class index)",
-                                           interactive=False, elem_id="pw-download")
-
-        results = [overlay_view, mask_view, legend, summary, download, status, state]
-
-        def failure(message: str):
-            gr.Warning(message)
-            return None, None, legend_html([]), "", None, message, None
-
-        def segment_request(path, label, tile_choice, exact, tta_choice, proposal_choice, k, use_crf, opacity,
-                            boxes_on):
-            start = time.perf_counter()
-            try:
-                entry = by_label.get(label)
-                if entry is None:
-                    raise PixelwiseError(f"unknown model {label!r}")
-                image = load_upload(path, max_megapixels=max_megapixels, max_megabytes=max_megabytes)
-                options = ServeOptions(
-                    tile=None if tile_choice in (None, "off") else int(tile_choice),
-                    tile_context=224 if exact else 0, tta=tta_choice or "none",
-                    proposals=proposal_choice or "none", top_k=int(k) if k else None, crf=bool(use_crf),
-                )
-                seg = segment_image(entry, image, options)
-                name = upload_name(path)
-                shown = seg.boxes if boxes_on else None
-                scale = display_scale(image.shape)
-                views = (render_overlay(image, seg.mask, opacity, shown, scale), colour_mask(seg.mask, scale))
-                rows = legend_rows(seg.mask, seg.class_names)
-                mask_file = save_mask_png(seg.mask, workdir, name)
-            except PixelwiseError as exc:
-                return failure(str(exc))
-            except Exception as exc:  # never a traceback in the page; the log has it
-                log.exception("pixelwise serve: request failed")
-                return failure(f"internal error ({type(exc).__name__}): {str(exc).strip()[:200]}")
-            total = time.perf_counter() - start
-            found = ", ".join(f"{r['name']} {100 * r['share']:.1f} %" for r in rows)
-            message = f"{name}: segmented in {seg.seconds:.2f} s: {found}"
-            kept = {"image": image, "mask": seg.mask, "boxes": seg.boxes}
-            return (*views, legend_html(rows), summary_markdown(entry, seg, total), str(mask_file), message, kept)
-
-        def redraw(kept, opacity, boxes_on):
-            if not kept:
-                return gr.update()
-            image = kept["image"]
-            return render_overlay(image, kept["mask"], opacity, kept["boxes"] if boxes_on else None,
-                                  display_scale(image.shape))
-
-        def preview(path):
-            """Show an upload as soon as it arrives; a bad one is refused (and removed) at once."""
-            if path is None:
-                return None, None, legend_html([]), "", None, "Upload an image or click an example.", None, \
-                    gr.update()
-            try:
-                image = load_upload(path, max_megapixels=max_megapixels, max_megabytes=max_megabytes)
-            except PixelwiseError as exc:
-                return (*failure(str(exc)), None)
-            height, width = image.shape[:2]
-            ready = f"{upload_name(path)}: {width}x{height} image, ready: press Segment"
-            scale = display_scale(image.shape)
-            shown = render_overlay(image, np.zeros(image.shape[:2], np.uint8), 0.0, None, scale)
-            return shown, None, legend_html([]), "", None, ready, None, gr.update()
-
-        def model_changed(label):
-            entry = by_label.get(label, first)
-            on = entry.uses_proposals
-            return (gr.update(interactive=on),
-                    gr.update(interactive=on, value=entry.proposal_defaults.get("top_k") or 50))
-
-        inputs = [upload, model, tile, context, tta, proposals, top_k, crf, alpha, show_boxes]
-        run.click(segment_request, inputs, results)
-        upload.upload(preview, [upload], [*results, upload])
-        upload.clear(preview, [upload], [*results, upload])
-        model.change(model_changed, [model], [proposals, top_k])
-        getattr(alpha, "release", alpha.change)(redraw, [state, alpha, show_boxes], [overlay_view])
-        show_boxes.change(redraw, [state, alpha, show_boxes], [overlay_view])
-        if examples:
-            def pick(evt):
-                return examples[evt.index]
-
-            pick.__annotations__ = {"evt": gr.SelectData}  # a real class: this module's annotations are strings
-
-            gallery.select(pick, None, [upload]).then(segment_request, inputs, results)
+            _input_column(gr, page, by_label, models[0], examples, max_megapixels, max_megabytes)
+            _output_column(gr, page)
+        _wire_events(gr, page, requests, examples)
     return app
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.errors import DataError, PixelwiseError
+from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
 from pixelwise.serve.models import ServedModel
 
 MAX_MEGAPIXELS = 25.0
@@ -34,7 +35,7 @@ TTA_CHOICES = {
     "scales 0.75 / 1 / 1.25": (None, (0.75, 1.0, 1.25)),
     "flip + scales": ("flip", (0.75, 1.0, 1.25)),
 }
-"""Test-time augmentation choices of the page: label -> (``tta``, ``scales``) of :func:`segment`."""
+"""Test-time augmentation choices of the page: label -> (``tta``, ``scales``) of :class:`DenseOptions`."""
 
 PROPOSAL_CHOICES = ("selective-search", "sliding", "none")
 """Proposal sources the page offers for DeconvNet/EDeconvNet (``none``: one whole-image pass)."""
@@ -137,9 +138,9 @@ def _first_line(exc: BaseException) -> str:
 # -- inference ------------------------------------------------------------------------------------
 
 
-def segment_kwargs(entry: ServedModel, options: ServeOptions) -> dict:
-    """Return the :func:`pixelwise.inference.segment` keyword arguments for ``options`` on ``entry``
-    (proposals only for DeconvNet/EDeconvNet; the model's proposal defaults where options say None)."""
+def segment_options(entry: ServedModel, options: ServeOptions) -> tuple[DenseOptions, ProposalOptions, PostOptions]:
+    """Return the :func:`pixelwise.inference.segment` options of the page's choices for ``entry``
+    (proposals only for DeconvNet/EDeconvNet; the model's proposal defaults where ``options`` say None)."""
     if options.tta not in TTA_CHOICES:
         raise PixelwiseError(f"unknown test-time augmentation {options.tta!r}; valid: {', '.join(TTA_CHOICES)}")
     if options.proposals not in PROPOSAL_CHOICES:
@@ -147,12 +148,13 @@ def segment_kwargs(entry: ServedModel, options: ServeOptions) -> dict:
     if options.tile is not None and options.tile < 32:
         raise PixelwiseError(f"tiles must be at least 32 pixels, got {options.tile}")
     tta, scales = TTA_CHOICES[options.tta]
-    kwargs: dict = dict(tta=tta, scales=scales, tile=options.tile, context=options.tile_context, crf=options.crf)
+    dense = DenseOptions(tile=options.tile, context=options.tile_context, tta=tta, scales=scales)
+    proposals = ProposalOptions()
     if entry.uses_proposals and options.proposals != "none":
         top_k = options.top_k if options.top_k is not None else entry.proposal_defaults.get("top_k")
         frac = options.min_box_frac if options.min_box_frac is not None else entry.proposal_defaults.get("min_box_frac")
-        kwargs.update(proposals=options.proposals, top_k=top_k, min_box_frac=frac or None)
-    return kwargs
+        proposals = ProposalOptions(method=options.proposals, top_k=top_k, min_box_frac=frac or None)
+    return dense, proposals, PostOptions(crf=options.crf)
 
 
 def segment_image(entry: ServedModel, image: np.ndarray, options: ServeOptions | None = None) -> Segmentation:
@@ -168,7 +170,8 @@ def segment_image(entry: ServedModel, image: np.ndarray, options: ServeOptions |
             raise PixelwiseError("dense CRF needs the optional extra: pip install 'pixelwise[crf]'")
     info: dict = {}
     start = time.perf_counter()
-    probs = segment(entry.model, image, **segment_kwargs(entry, options), info=info)
+    dense, proposals, post = segment_options(entry, options)
+    probs = segment(entry.model, image, dense=dense, proposals=proposals, post=post, info=info)
     seconds = info.get("seconds", time.perf_counter() - start)
     mask = probs.argmax(0).astype(np.uint8)
     names = list(entry.class_names)
