@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,26 +42,43 @@ NOT_PAPER_EXACT = [
 ]
 
 
+RECIPE = "demo"
+"""The training recipe the demo runs (:mod:`pixelwise.train.recipes`); its settings below say only
+what the demo changes or adds."""
+
+
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes and step counts of one demo run."""
+    """Sizes and step counts of one demo run; ``None`` = the demo recipe's value (width, batch,
+    DeconvNet's input size, deep supervision and BN batches) or the models' width floor."""
 
     image_size: int = 96
     num_classes: int = 4
     train_images: int = 2000  # generated once and kept in memory
     val_images: int = 100
-    width: float = 0.125
-    min_channels: int = 16
     pretrain_steps: int = 512
     pretrain_scenes: int = 2000
     fcn_steps: tuple[int, int, int] = (400, 300, 300)  # FCN-32s, 16s, 8s
     deconv_steps: tuple[int, int] = (450, 225)  # object crops, proposal crops
-    batch: int = 16
-    bn_batches: int = 20
-    deep_supervision: float = 1.0
-    input_size: int = 96
     top_k: int = 20
     grid_images: int = 6
+    width: float | None = None
+    min_channels: int | None = None
+    batch: int | None = None
+    bn_batches: int | None = None
+    deep_supervision: float | None = None
+    input_size: int | None = None
+
+    def resolved(self) -> "DemoSettings":
+        """Return these settings with every ``None`` filled from the recipe (and the width floor)."""
+        from pixelwise.models.vgg import MIN_CHANNELS
+
+        recipe = get_recipe(RECIPE)
+        deconv = recipe.per_model["deconvnet"]
+        defaults = dict(width=recipe.values["width"], min_channels=MIN_CHANNELS, batch=recipe.values["batch_size"],
+                        bn_batches=recipe.per_sampling["proposals"]["bn_recalib_batches"],
+                        deep_supervision=deconv["deep_supervision"], input_size=deconv["model_options"]["input_size"])
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
 
 QUICK = DemoSettings(image_size=32, train_images=8, val_images=2, width=0.03125, min_channels=4, pretrain_steps=2,
@@ -75,7 +92,7 @@ def demo_config(s: DemoSettings, out: Path, seed: int, progress: bool, threads: 
     """Return the :class:`ReproduceConfig` of a demo run (the subset of ``reproduce`` it runs)."""
     return ReproduceConfig(
         data_options={"size": s.image_size, "num_classes": s.num_classes, "length": max(s.train_images, s.val_images)},
-        val_limit=s.val_images, out=str(out), seeds=[seed], device="cpu", recipe="demo",
+        val_limit=s.val_images, out=str(out), seeds=[seed], device="cpu", recipe=RECIPE,
         pretrain_steps=s.pretrain_steps, pretrain_scenes=s.pretrain_scenes,
         pretrain_batch=32 if s.pretrain_scenes > 100 else 4, width=s.width, min_channels=s.min_channels,
         input_size=s.input_size, steps_32s=s.fcn_steps[0], steps_16s=s.fcn_steps[1], steps_8s=s.fcn_steps[2],
@@ -99,7 +116,7 @@ def run_demo(out: str | Path = "demo-out", *, seed: int = 0, quick: bool = False
 
 
 def _run(out: Path, seed: int, quick: bool, threads: int, progress: bool, settings: DemoSettings | None) -> dict:
-    s = settings or (QUICK if quick else DemoSettings())
+    s = (settings or (QUICK if quick else DemoSettings())).resolved()
     out.mkdir(parents=True, exist_ok=True)
     cfg = demo_config(s, out, seed, progress, threads)
     t0 = time.perf_counter()
@@ -188,7 +205,7 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
     t = summary["timings_s"]
     cmd = f"pixelwise demo --out demo-out --seed {seed}" + (" --quick" if quick else "")
     names = summary["class_names"]
-    low, high = get_recipe("demo").per_sampling["proposals"]["proposal_iou"]
+    low, high = get_recipe(RECIPE).per_sampling["proposals"]["proposal_iou"]
     lines = [
         "# pixelwise demo report",
         "",
@@ -218,8 +235,8 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         "",
     ]
     for name, r in res.items():
-        if r.get("by_size"):
-            lines += [f"{name}:", "", "```", format_size_table(r["by_size"]), "```", ""]
+        if r.get("size_buckets"):
+            lines += [f"{name}:", "", "```", format_size_table(r["size_buckets"]), "```", ""]
     lines += [
         "## Figures",
         "",

@@ -25,6 +25,16 @@ import torch
 SIZE_BUCKETS = ("small", "medium", "large")
 
 
+def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` in place over all processes when ``torch.distributed`` is initialised;
+    returns it."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
 def _as_long_tensor(x, device: torch.device | None) -> torch.Tensor:
     t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
@@ -165,10 +175,7 @@ class ConfusionMatrix:
 
         With the NCCL backend the matrix must be on the process's GPU (pass ``device=``).
         """
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
+        all_reduce_sum_(self.matrix)
         return self
 
     def compute(self) -> dict:

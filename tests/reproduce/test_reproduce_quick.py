@@ -19,7 +19,7 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys):
                 "edeconvnet_release", "edeconvnet_release+crf", "deconvnet+crf", "edeconvnet_mean+crf"):
         assert key in models, key
         assert 0.0 <= models[key]["mean_iu"] <= 1.0
-        assert models[key]["by_size"] is not None
+        assert models[key]["size_buckets"] is not None
     assert set(results["upper_bound"]) == {"32", "16", "8"}
     bound = results["upper_bound"]
     assert bound["32"]["mean_iu"] <= bound["16"]["mean_iu"] <= bound["8"]["mean_iu"]
@@ -44,9 +44,9 @@ def test_claims_are_checked_on_every_seed():
 
     def models(m32, m16, m8, atonce, small_dec, small_fcn):
         return {"fcn32s": {"mean_iu": m32}, "fcn16s": {"mean_iu": m16},
-                "fcn8s": {"mean_iu": m8, "by_size": {"small": {"mean_iu": small_fcn, "acc": 0.03}}},
+                "fcn8s": {"mean_iu": m8, "size_buckets": {"small": {"mean_iu": small_fcn, "acc": 0.03}}},
                 "fcn8s_atonce": {"mean_iu": atonce},
-                "deconvnet": {"mean_iu": 0.3, "by_size": {"small": {"mean_iu": small_dec, "acc": 0.06}}}}
+                "deconvnet": {"mean_iu": 0.3, "size_buckets": {"small": {"mean_iu": small_dec, "acc": 0.06}}}}
 
     claims = claim_checks({0: models(0.30, 0.33, 0.34, 0.345, 0.20, 0.10), 1: models(0.30, 0.302, 0.36, 0.30, 0.05, 0.10)})
     by = {c["claim"]: c for c in claims}
@@ -62,7 +62,7 @@ def test_claims_are_checked_on_every_seed():
 
 def _metrics_only(models: dict) -> dict:
     """The numbers that must not change between two runs with one seed (times and memory may)."""
-    keep = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "per_class_iu", "by_size", "params")
+    keep = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "per_class_iu", "size_buckets", "params")
     return {name: {k: v for k, v in m.items() if k in keep} for name, m in models.items()}
 
 

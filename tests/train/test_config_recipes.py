@@ -6,7 +6,7 @@ import torch
 from pixelwise.errors import PixelwiseError
 from pixelwise.train.config import TrainConfig, load_yaml, save_yaml
 from pixelwise.train.recipes import HEAVY_LR, RECIPES, resolve_config
-from pixelwise.train.staged import stage_dirs, stage_overrides
+from pixelwise.train.staged import stage_dirs, stage_options, stages_from_spec
 
 
 def test_yaml_round_trip_and_typing(tmp_path):
@@ -58,14 +58,15 @@ def test_heavy_recipe_rejects_models_without_lr():
 def test_deconvnet_recipe_two_stages_scaled():
     cfg = resolve_config({"recipe": "deconvnet", "model": "deconvnet", "schedule_scale": 0.01})
     assert cfg.stages == ["deconvnet:objects", "deconvnet:proposals"]
-    plans = stage_overrides({"recipe": "deconvnet", "model": "deconvnet", "schedule_scale": 0.01, "out": "o"}, cfg)
+    ov = {"recipe": "deconvnet", "model": "deconvnet", "schedule_scale": 0.01, "out": "o"}
+    plans = stage_options(stages_from_spec(ov, cfg), "o")
     s1, s2 = (resolve_config(p) for p in plans)
     assert (s1.sampling, s1.steps, s1.lr_stepsize, s1.bn_recalib_batches) == ("objects", 200, 90, 0)
     assert (s2.sampling, s2.steps, s2.lr_stepsize) == ("proposals", 400, 100)
     assert s2.bn_recalib_batches == 501 and s2.init_from.endswith("deconvnet_objects/last.pt")
     assert (s1.batch_size, s1.iter_size, s1.lr, s1.crop_size, s1.lr_policy) == (8, 8, 0.01, 224, "periodic")
     # the release's solver and scripts: Caffe SGD, BN decayed, fork BN, black crops, per-batch BN statistics
-    assert (s1.optimizer, s1.norm_decay, s1.caffe_bn, s1.crop_pad) == ("caffe_sgd", True, True, "black")
+    assert (s1.optimizer, s1.norm_decay, s1.model_options["caffe_bn"], s1.crop_pad) == ("caffe_sgd", True, True, "black")
     assert (s2.bn_statistics, s2.bn_recalib_batch_size) == ("batch_mean", 28)
     full = resolve_config({"recipe": "deconvnet", "model": "deconvnet", "sampling": "proposals"})
     assert (full.steps, full.lr_stepsize) == (40_000, 10_000)  # drops at 10k, 20k, 30k
@@ -78,7 +79,7 @@ def test_deconvnet_recipe_two_stages_scaled():
 def test_heavy_stages_get_their_own_lr():
     ov = {"recipe": "heavy", "stages": ["fcn32s", "fcn16s", "fcn8s"], "out": "runs/x"}
     cfg = resolve_config(ov)
-    lrs = [resolve_config(p).lr for p in stage_overrides(ov, cfg)]
+    lrs = [resolve_config(p).lr for p in stage_options(stages_from_spec(ov, cfg), cfg.out)]
     assert lrs == [1e-10, 1e-12, 1e-14]
     assert stage_dirs(["deconvnet:objects", "fcn8s", "fcn8s"]) == ["deconvnet_objects", "fcn8s", "fcn8s_2"]
 
@@ -92,7 +93,7 @@ def test_every_recipe_resolves_and_is_documented():
 
 def test_deconvnet_recipe_reaches_the_model_and_the_crops():
     from pixelwise.train.data import train_transform
-    from pixelwise.train.trainer import build_model
+    from pixelwise.train.model_setup import build_model
 
     cfg = resolve_config({"recipe": "deconvnet", "model": "deconvnet", "sampling": "proposals", "width": 0.03125})
     model = build_model(cfg, 3)
@@ -100,5 +101,27 @@ def test_deconvnet_recipe_reaches_the_model_and_the_crops():
     assert all(m.eps == 1e-9 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert train_transform(cfg).pad == "black"
     demo = resolve_config({"recipe": "demo", "model": "deconvnet", "sampling": "objects"})
-    assert (demo.optimizer, demo.crop_pad, demo.caffe_bn) == ("sgd", "mean", False)  # the demo is unchanged
+    assert (demo.optimizer, demo.crop_pad, demo.model_options.get("caffe_bn", False)) == ("sgd", "mean", False)  # the demo is unchanged
     assert build_model(demo, 3).proposal_pad == "mean"
+
+
+def test_builder_options_live_in_model_options():
+    # flags / flat keys are read into model_options and reach the factory unchanged
+    cfg = resolve_config({"model": "fcn8s", "pad100": False, "fc6_kernel": "3", "width": 0.03125})
+    assert cfg.model_options == {"pad100": False, "fc6_kernel": 3}
+    assert "pad100" not in cfg.to_dict()
+    from pixelwise.train.model_setup import model_kwargs
+
+    assert model_kwargs(cfg) == {"pad100": False, "fc6_kernel": 3}
+    # the recipe's builder options, the given ones on top
+    demo = resolve_config({"recipe": "demo", "model": "fcn8s", "model_options": {"fc6_kernel": 5}})
+    assert demo.model_options == {"pad100": False, "dropout": 0.0, "fc6_kernel": 5}
+    assert resolve_config({"recipe": "demo", "model": "deconvnet"}).model_options == {"input_size": 96}
+    # an option of the other family is a one-line error naming it
+    with pytest.raises(PixelwiseError, match="input_size: deconvnet option"):
+        model_kwargs(resolve_config({"model": "fcn8s", "input_size": 96}))
+    # a config written before the split (every builder option at top level, defaults included) still reads
+    old = {**TrainConfig().to_dict(), "model": "deconvnet", "pad100": True, "upsampling": "fixed", "dropout": None,
+           "fc6_kernel": None, "input_size": 96, "caffe_bn": False}
+    old.pop("model_options")
+    assert TrainConfig.from_dict(old).model_options == {"input_size": 96}

@@ -24,7 +24,7 @@ def test_quick_demo_writes_report_and_figures(tmp_path, capsys):
         assert phase in err, phase
     assert "pretraining the backbone" in err
     assert "proposals" in report and "IU by object size" in report
-    assert all(results["results"][name]["by_size"] for name in results["results"])
+    assert all(results["results"][name]["size_buckets"] for name in results["results"])
 
     # same seed, same numbers; the second run takes the backbone from the cache
     again = tmp_path / "again"

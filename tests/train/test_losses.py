@@ -11,7 +11,7 @@ import yaml
 
 from pixelwise.cli import main
 from pixelwise.errors import PixelwiseError
-from pixelwise.train.config import TrainConfig
+from pixelwise.train.config import TrainConfig, parse_class_weights
 from pixelwise.train.loop import segmentation_loss, training_loss
 from pixelwise.train.losses import (
     SegmentationLoss,
@@ -22,7 +22,6 @@ from pixelwise.train.losses import (
     dice_loss,
     focal_loss,
     median_frequency_weights,
-    parse_class_weights,
     resolve_class_weights,
 )
 from pixelwise.train.runlog import read_log

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pixelwise.cli.options import add_box_rule_options, apply_as_released, parse_key_values
+from pixelwise.cli.options import add_box_rule_options, add_dataset_options, apply_as_released, dataset_options
 from pixelwise.errors import PixelwiseError
 from pixelwise.fileio import ensure_writable_dir
 
@@ -20,9 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Whole-image evaluation with the FCN paper's four metrics, a per-class "
                        "table, IU by object size (synthetic data), results.json and confusion.png.")
     p.add_argument("--checkpoint", "-c", required=True, help="checkpoint file (.pt)")
-    p.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's training dataset)")
-    p.add_argument("--data-root", default=None, help="dataset root folder")
-    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="dataset option (repeatable)")
+    add_dataset_options(p, dataset_help="dataset name (default: the checkpoint's training dataset)")
     p.add_argument("--split", default=None, help="split to evaluate (default: the run's validation split)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (padded batches)")
@@ -50,16 +48,18 @@ def run(args: argparse.Namespace) -> int:
     apply_as_released(args, ensemble_mode=False)
     if args.batch_size < 1:
         raise PixelwiseError(f"--batch-size must be >= 1, got {args.batch_size}")
-    proposal_options = {"model_path": args.edge_model} if args.edge_model else None
+    from pixelwise.inference.options import ProposalOptions
+
+    proposals = ProposalOptions(method=args.proposals, method_options={"model_path": args.edge_model} if args.edge_model
+                                else {}, top_k=args.top_k, min_box=args.min_box, min_box_frac=args.min_box_frac,
+                                aggregate=args.aggregate, pad=args.pad, uncovered=args.uncovered)
     if args.out:
         ensure_writable_dir(args.out)  # a bad --out fails before the evaluation
     try:
         results = run_eval(
-            args.checkpoint, dataset=args.dataset, data_root=args.data_root, data_options=parse_key_values(args.data),
+            args.checkpoint, dataset=args.dataset, data_root=args.data_root, data_options=dataset_options(args),
             split=args.split, limit=args.limit, batch_size=args.batch_size, resize=args.resize, mode=args.mode,
-            proposals=args.proposals, proposal_options=proposal_options, uncovered=args.uncovered,
-            box_options={"top_k": args.top_k, "min_box": args.min_box, "min_box_frac": args.min_box_frac,
-                         "aggregate": args.aggregate, "pad": args.pad},
+            proposals=proposals,
             device=args.device, precision=args.precision, threads=args.threads, out=args.out, progress=not args.no_progress,
         )
         main = dist_utils.is_main()

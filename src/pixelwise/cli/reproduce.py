@@ -7,14 +7,12 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.options import add_dataset_options
     from pixelwise.reproduce.config import ReproduceConfig
 
     d = ReproduceConfig()
     p = sub.add_parser("reproduce", help="train FCN-32s/16s/8s/at-once and DeconvNet, evaluate all, write the papers' tables")
-    p.add_argument("--dataset", default=d.dataset, help="synthetic (default), voc, sbd, sbd_voc_train, folder")
-    p.add_argument("--root", default=None, help="dataset root (not needed for synthetic)")
-    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option, e.g. sbd_root=... or size=96 (repeatable)")
+    add_dataset_options(p, dataset_default=d.dataset, dataset_help="synthetic (default), voc, sbd, sbd_voc_train, folder")
     p.add_argument("--train-split", default=d.train_split)
     p.add_argument("--val-split", default=d.val_split)
     p.add_argument("--val-limit", type=int, default=d.val_limit, help="evaluate the first N images (0 = all)")
@@ -54,15 +52,15 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pixelwise.cli.options import parse_key_values
+    from pixelwise.cli.options import dataset_options
     from pixelwise.fileio import ensure_writable_dir
     from pixelwise.reproduce.config import ReproduceConfig
     from pixelwise.reproduce.run import reproduce
 
     make = ReproduceConfig.quick if args.quick else ReproduceConfig
     cfg = make()
-    cfg.dataset, cfg.data_root = args.dataset, args.root
-    cfg.data_options = {**cfg.data_options, **parse_key_values(args.data)}
+    cfg.dataset, cfg.data_root = args.dataset, args.data_root
+    cfg.data_options = {**cfg.data_options, **dataset_options(args)}
     cfg.train_split, cfg.val_split = args.train_split, args.val_split
     if not args.quick:
         cfg.val_limit = args.val_limit or None

@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from pixelwise.cli.options import parse_key_values
-from pixelwise.train.config import FIELDS, base_type, coerce, load_yaml
+from pixelwise.cli.options import add_dataset_options, dataset_options, parse_key_values
+from pixelwise.train.config import FIELDS, MODEL_OPTIONS, base_type, coerce, load_yaml, typed_model_option
 from pixelwise.train.recipes import RECIPES
+
+
+FLAG_ALIASES = {"data_root": ("--root",)}
+MODEL_OPTION_DEST = "model_option__"
+"""Other spellings of config flags, so that dataset flags read the same on every command."""
 
 
 def _flag(name: str) -> str:
@@ -42,12 +47,31 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["choices"] = list(RECIPES)
         elif meta.get("choices"):
             kwargs["choices"] = list(meta["choices"])
+        flags = [_flag(name), *FLAG_ALIASES.get(name, ())]
         if tp is bool:
-            groups[section].add_argument(_flag(name), action=argparse.BooleanOptionalAction, **kwargs)
+            groups[section].add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
         elif is_list:
-            groups[section].add_argument(_flag(name), metavar="A,B", type=str, **kwargs)
+            groups[section].add_argument(*flags, metavar="A,B", type=str, **kwargs)
         else:
-            groups[section].add_argument(_flag(name), type=str, **kwargs)
+            groups[section].add_argument(*flags, type=str, **kwargs)
+    add_model_option_flags(groups["model"])
+    add_dataset_options(groups["data"], with_dataset=False)
+
+
+def add_model_option_flags(group: argparse._ActionsContainer) -> None:
+    """Add a flag per :data:`MODEL_OPTIONS` entry (``--pad100``, ``--input-size``, ...) and the
+    generic ``--model-option KEY=VALUE``; their values go to the config's ``model_options``."""
+    for name, option in MODEL_OPTIONS.items():
+        kwargs = dict(dest=MODEL_OPTION_DEST + name, default=argparse.SUPPRESS,
+                      help=f"{option.family.upper() if option.family == 'fcn' else 'DeconvNet'} builder: {option.help}")
+        if option.choices:
+            kwargs["choices"] = list(option.choices)
+        if option.type is bool:
+            group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            group.add_argument(_flag(name), type=str, metavar=name.upper(), **kwargs)
+    group.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other argument of the model's builder (repeatable), e.g. upsample_bias=...")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,8 +84,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="YAML", help="YAML file of options (keys as in config.yaml)")
     p.add_argument("--resume", nargs="?", const="auto", metavar="PATH|auto",
                    help="continue a run from a checkpoint (auto: OUT/last.pt if present)")
-    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option (repeatable), e.g. --data size=64 --data sbd_root=/data/sbd")
     add_config_flags(p)
     p.set_defaults(func=run)
 
@@ -72,8 +94,14 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     for name in FIELDS:
         if hasattr(args, name):
             values[name] = coerce(name, getattr(args, name), source=_flag(name))
+    given = {name: getattr(args, MODEL_OPTION_DEST + name) for name in MODEL_OPTIONS
+             if hasattr(args, MODEL_OPTION_DEST + name)}
+    given.update(parse_key_values(args.model_option, "--model-option"))
+    if given:
+        options = {k: typed_model_option(k, v, source=_flag(k)) for k, v in given.items()}
+        values["model_options"] = {**(values.get("model_options") or {}), **options}
     if args.data:
-        values["data_options"] = {**(values.get("data_options") or {}), **parse_key_values(args.data)}
+        values["data_options"] = {**(values.get("data_options") or {}), **dataset_options(args)}
     return values
 
 

@@ -70,7 +70,7 @@ def size_table(models: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for key, r in models.items():
-        s = r.get("by_size")
+        s = r.get("size_buckets")
         if not s:
             continue
         lines.append(
@@ -131,7 +131,7 @@ def _miu(models: dict, key: str) -> float:
 
 
 def _small(models: dict, key: str, metric: str = "mean_iu") -> float:
-    sizes = models.get(key, {}).get("by_size")
+    sizes = models.get(key, {}).get("size_buckets")
     return sizes["small"].get(metric, float("nan")) if sizes else float("nan")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,11 +22,11 @@ from tqdm import tqdm
 from pixelwise.checkpoint import load_model
 from pixelwise.data import build_dataset
 from pixelwise.errors import PixelwiseError
+from pixelwise.evaluator import Evaluator
 from pixelwise.inference.boxes import prepare_boxes
 from pixelwise.inference.pipeline import deconvnet_scores
 from pixelwise.inference.predict import dense_logits, image_tensor
 from pixelwise.inference.proposals import generate_proposals
-from pixelwise.metrics import ConfusionMatrix, SizeBucketIU
 from pixelwise.models.ensemble import combine_scores
 from pixelwise.models.flops import count_parameters
 from pixelwise.reproduce.config import FCN_MODELS, ReproduceConfig
@@ -35,67 +34,7 @@ from pixelwise.reproduce.report import claim_checks, name_of, write_report
 from pixelwise.reproduce.upper_bound import upper_bound_miou
 from pixelwise.runtime import resolve_device
 from pixelwise.train.diagnose import collapse_notes
-
-
-@dataclass
-class Scorer:
-    """Metrics, size buckets and time of one evaluated model (or model + CRF)."""
-
-    num_classes: int
-    cm: ConfusionMatrix = field(init=False)
-    sizes: SizeBucketIU = field(init=False)
-    seconds: float = 0.0
-    images: int = 0
-
-    def __post_init__(self) -> None:
-        self.cm = ConfusionMatrix(self.num_classes)
-        self.sizes = SizeBucketIU(self.num_classes)
-
-    def update(self, probs_or_pred: np.ndarray, sample: dict, seconds: float) -> None:
-        pred = probs_or_pred.argmax(0) if probs_or_pred.ndim == 3 else probs_or_pred
-        pred_t = torch.from_numpy(np.asarray(pred, dtype=np.int64))
-        target = torch.from_numpy(sample["mask"].astype(np.int64))
-        self.cm.update(pred_t, target)
-        if "size_map" in sample:
-            self.sizes.update(pred_t, target, torch.from_numpy(sample["size_map"].astype(np.int64)))
-        self.seconds += seconds
-        self.images += 1
-
-    def result(self) -> dict:
-        out = dict(self.cm.compute())
-        out["confusion"] = self.cm.matrix.cpu().tolist()
-        out["by_size"] = self.sizes.compute() if self.sizes.matrices["small"].matrix.sum() > 0 else None
-        out["ms_per_image"] = 1000.0 * self.seconds / max(1, self.images)
-        return out
-
-
-def _train(cfg: ReproduceConfig, seed: int, overrides: dict, log: Callable[[str], None], resume: str | None) -> Path:
-    """Run one training (``resume="auto"``: resuming a finished or interrupted one in place);
-    return its last.pt."""
-    from pixelwise.train.staged import launch
-
-    out = Path(overrides["out"])
-    base = {
-        "recipe": cfg.recipe,
-        "dataset": cfg.dataset,
-        "data_root": cfg.data_root,
-        "data_options": dict(cfg.data_options),
-        "train_split": cfg.train_split,
-        "val_split": "",  # evaluation is done once, below, the same way for every model
-        "seed": seed,
-        "device": cfg.device,
-        "progress": cfg.progress,
-        "stages": [],
-        "width": cfg.width,
-        "threads": cfg.threads,
-    }
-    if cfg.min_channels is not None:
-        base["min_channels"] = cfg.min_channels
-    start = time.perf_counter()
-    log(f"training {overrides['model']} -> {out}")
-    launch({**base, **overrides}, resume=resume)
-    log(f"trained {overrides['model']} in {time.perf_counter() - start:.0f} s")
-    return out / "last.pt"
+from pixelwise.train.staged import Stage, run_stages
 
 
 def backbone_for(cfg: ReproduceConfig, log: Callable[[str], None]) -> str | None:
@@ -112,53 +51,67 @@ def backbone_for(cfg: ReproduceConfig, log: Callable[[str], None]) -> str | None
     return str(result.weights)
 
 
-def training_plan(cfg: ReproduceConfig, backbone: str | None) -> list[tuple[str, dict]]:
-    """Return ``[(name, train options), ...]`` in order: FCN-32s -> 16s -> 8s (each from the
-    previous, ``init_from`` naming the earlier entry), FCN-8s at once, DeconvNet's two stages.
-    Models that do not start from a previous stage start from ``backbone``."""
+def training_plan(cfg: ReproduceConfig, backbone: str | None) -> list[Stage]:
+    """Return the stages in order: FCN-32s -> 16s -> 8s (each from the previous), FCN-8s at once,
+    DeconvNet's two stages. Models that do not start from a previous stage start from ``backbone``."""
     start = {"backbone_weights": backbone} if backbone else {}
-    fcn = dict(pad100=cfg.pad100, fc6_kernel=cfg.input_size // 32)
-    deconv = dict(model="deconvnet", input_size=cfg.input_size, crop_size=cfg.input_size,
+    fcn = dict(model_options={"pad100": cfg.pad100, "fc6_kernel": cfg.input_size // 32})
+    deconv = dict(model="deconvnet", model_options={"input_size": cfg.input_size}, crop_size=cfg.input_size,
                   deep_supervision=cfg.deep_supervision)
     if cfg.fcn_batch:
         fcn["batch_size"] = cfg.fcn_batch
     if cfg.deconv_batch:
         deconv["batch_size"] = cfg.deconv_batch
     return [
-        ("fcn32s", dict(fcn, **start, model="fcn32s", steps=cfg.steps_32s)),
-        ("fcn16s", dict(fcn, model="fcn16s", steps=cfg.steps_16s, init_from="fcn32s")),
-        ("fcn8s", dict(fcn, model="fcn8s", steps=cfg.steps_8s, init_from="fcn16s")),
-        ("fcn8s_atonce", dict(fcn, **start, model="fcn8s_atonce", steps=cfg.steps_atonce)),
-        ("deconvnet_objects", dict(deconv, **start, sampling="objects", steps=cfg.steps_objects,
-                                   bn_recalib_batches=0)),
-        ("deconvnet", dict(deconv, sampling="proposals", steps=cfg.steps_proposals,
-                           bn_recalib_batches=cfg.bn_batches, init_from="deconvnet_objects")),
+        Stage("fcn32s", dict(fcn, **start, model="fcn32s", steps=cfg.steps_32s)),
+        Stage("fcn16s", dict(fcn, model="fcn16s", steps=cfg.steps_16s), start_from="fcn32s"),
+        Stage("fcn8s", dict(fcn, model="fcn8s", steps=cfg.steps_8s), start_from="fcn16s"),
+        Stage("fcn8s_atonce", dict(fcn, **start, model="fcn8s_atonce", steps=cfg.steps_atonce)),
+        Stage("deconvnet_objects", dict(deconv, **start, sampling="objects", steps=cfg.steps_objects,
+                                        bn_recalib_batches=0)),
+        Stage("deconvnet", dict(deconv, sampling="proposals", steps=cfg.steps_proposals,
+                                bn_recalib_batches=cfg.bn_batches), start_from="deconvnet_objects"),
     ]
+
+
+def shared_options(cfg: ReproduceConfig, seed: int) -> dict:
+    """Return the training options every stage shares (data, seed, device, width, ...)."""
+    shared = {
+        "recipe": cfg.recipe,
+        "dataset": cfg.dataset,
+        "data_root": cfg.data_root,
+        "data_options": dict(cfg.data_options),
+        "train_split": cfg.train_split,
+        "val_split": "",  # evaluation is done once, afterwards, the same way for every model
+        "seed": seed,
+        "device": cfg.device,
+        "progress": cfg.progress,
+        "width": cfg.width,
+        "threads": cfg.threads,
+    }
+    if cfg.min_channels is not None:
+        shared["min_channels"] = cfg.min_channels
+    return shared
 
 
 def train_all(cfg: ReproduceConfig, seed: int, root: Path, backbone: str | None, log: Callable[[str], None],
               only: tuple[str, ...] | None = None, resume: str | None = "auto") -> dict[str, dict]:
-    """Train the models of :func:`training_plan` (``only`` those named and what they start from)
-    into ``root``; return ``{name: {"checkpoint": path, "train_seconds": s}}``. With ``resume="auto"``
-    a finished run found there is kept and an interrupted one continued."""
+    """Train the stages of :func:`training_plan` (``only`` those named and what they start from)
+    into ``root`` with the staged launcher; return ``{name: {"checkpoint": path, "train_seconds": s}}``
+    (DeconvNet's seconds include its first stage). With ``resume="auto"`` a finished run found
+    there is kept and an interrupted one continued."""
     plan = training_plan(cfg, backbone)
-    needed = set(only or [name for name, _ in plan])
-    for name, overrides in reversed(plan):
-        if name in needed and "init_from" in overrides:
-            needed.add(overrides["init_from"])
-    done: dict[str, dict] = {}
-    for name, overrides in plan:
-        if name not in needed:
-            continue
-        overrides = dict(overrides, out=str(root / name))
-        if "init_from" in overrides:
-            overrides["init_from"] = str(done[overrides["init_from"]]["checkpoint"])
-        begin = time.perf_counter()
-        ckpt = _train(cfg, seed, overrides, log, resume)
-        seconds = time.perf_counter() - begin
-        if name == "deconvnet":
-            seconds += done["deconvnet_objects"]["train_seconds"]
-        done[name] = {"checkpoint": ckpt, "train_seconds": seconds}
+    needed = set(only or [stage.name for stage in plan])
+    for stage in reversed(plan):
+        if stage.name in needed and stage.start_from:
+            needed.add(stage.start_from)
+    stages = [stage for stage in plan if stage.name in needed]
+    results = run_stages(stages, root, shared_options(cfg, seed), resume=resume, log=log)
+    if any(r.status != "finished" for r in results.values()):
+        raise PixelwiseError(f"training was interrupted; run the same command again to continue ({root})")
+    done = {name: {"checkpoint": r.out / "last.pt", "train_seconds": r.seconds} for name, r in results.items()}
+    if "deconvnet" in done and "deconvnet_objects" in done:
+        done["deconvnet"]["train_seconds"] += done["deconvnet_objects"]["train_seconds"]
     return done
 
 
@@ -227,9 +180,9 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         crf_ok = crf_available()
         if not crf_ok:
             log("dense CRF skipped: install the extra with `pip install pixelwise[crf]`")
-    scorers = {k: Scorer(num_classes) for k in names}
+    scorers = {k: Evaluator(num_classes) for k in names}
     if crf_ok:
-        scorers.update({f"{k}+crf": Scorer(num_classes) for k in names})
+        scorers.update({f"{k}+crf": Evaluator(num_classes) for k in names})
     grid: dict[str, list] = {"image": [], "truth": [], **{k: [] for k in scorers}}
     grid_set = set(cfg.grid_indices)
     boxes_used = []
@@ -247,7 +200,7 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
             grid["truth"].append(sample["mask"])
         for name in names:
             probs = scores[name].float().softmax(0).cpu().numpy()
-            scorers[name].update(probs, sample, seconds[name])
+            scorers[name].add(probs, sample["mask"], size_map=sample.get("size_map"), seconds=seconds[name])
             if in_grid:
                 grid[name].append(probs.argmax(0).astype(np.uint8))
             if crf_ok:
@@ -255,7 +208,8 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
 
                 t = time.perf_counter()
                 refined = dense_crf(image, probs)
-                scorers[f"{name}+crf"].update(refined, sample, seconds[name] + time.perf_counter() - t)
+                scorers[f"{name}+crf"].add(refined, sample["mask"], size_map=sample.get("size_map"),
+                                           seconds=seconds[name] + time.perf_counter() - t)
                 if in_grid:
                     grid[f"{name}+crf"].append(refined.argmax(0).astype(np.uint8))
     results = {name: s.result() for name, s in scorers.items()}

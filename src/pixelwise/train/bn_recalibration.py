@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pixelwise.train.distributed import all_reduce_sum_
+from pixelwise.metrics import all_reduce_sum_
 
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 ESTIMATORS = ("pooled", "batch_mean")

@@ -12,6 +12,7 @@ generated from them, so a field added here is a flag, a YAML key and a checkpoin
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,6 +30,69 @@ REDUCTIONS = ("mean", "sum")
 OPTIMIZERS = ("sgd", "caffe_sgd", "adam")
 BN_STATISTICS = ("pooled", "batch_mean")
 LOSSES = ("cross_entropy", "focal", "dice", "cross_entropy+dice")
+MEDIAN_FREQ = "median-freq"
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """A model-builder option that has its own ``pixelwise train`` flag: its type, the family whose
+    builder takes it, its help, its choices, and the value older configs stored for "the builder's
+    default" (such a value is dropped when an old config is read)."""
+
+    type: type
+    family: str
+    help: str
+    choices: tuple | None = None
+    legacy_default: Any = None
+
+
+MODEL_OPTIONS: dict[str, ModelOption] = {
+    "pad100": ModelOption(bool, "fcn", "conv1_1 pads by 100 as in the release (--no-pad100: pad-free, faster) "
+                          "[default: true]", legacy_default=True),
+    "upsampling": ModelOption(str, "fcn", "'fixed' bilinear (release) or 'learned' 2x layers (CVPR) [default: fixed]",
+                              choices=("fixed", "learned"), legacy_default="fixed"),
+    "dropout": ModelOption(float, "fcn", "dropout after fc6/fc7 [default: the paper's 0.5]"),
+    "fc6_kernel": ModelOption(int, "fcn", "fc6 kernel side [default: 7 = VGG16's; 3 for a backbone pretrained on "
+                              "96-px crops]"),
+    "input_size": ModelOption(int, "deconvnet", "proposal side, a multiple of 32 [default: 224 = the paper's; fc6's "
+                              "kernel is input_size/32]"),
+    "caffe_bn": ModelOption(bool, "deconvnet", "the authors' Caffe BN layer (eps 1e-9, shifts initialised to 0.001) "
+                            "[default: false]", legacy_default=False),
+}
+"""The builder options with a flag of their own (``--pad100``, ``--input-size``, ...); any other
+builder argument goes through ``--model-option KEY=VALUE``. Their values live in
+``TrainConfig.model_options`` and reach the model's factory unchanged."""
+
+
+def lift_model_options(values: dict, *, source: str = "options", from_old_config: bool = False) -> dict:
+    """Return ``values`` with the builder options given as top-level keys (``pad100: false``, as
+    flags, older YAML files and checkpoints write them) moved into ``model_options``, typed.
+
+    Given values override ``model_options``; ``from_old_config`` drops the values older configs
+    wrote for "the builder's default" (every such config held all of them, whatever the model)."""
+    lifted = {k: values[k] for k in MODEL_OPTIONS if k in values}
+    if not lifted:
+        return values
+    rest = {k: v for k, v in values.items() if k not in MODEL_OPTIONS}
+    options = dict(rest.get("model_options") or {})
+    for key, value in lifted.items():
+        option = MODEL_OPTIONS[key]
+        if value is None or (from_old_config and value == option.legacy_default):
+            continue
+        options[key] = typed_model_option(key, value, source=source)
+    rest["model_options"] = options
+    return rest
+
+
+def typed_model_option(key: str, value: Any, *, source: str = "options") -> Any:
+    """Return ``value`` converted to the type of builder option ``key`` (other keys: as given)."""
+    option = MODEL_OPTIONS.get(key)
+    if option is None:
+        return value
+    typed = _scalar(option.type, value, key, source)
+    if option.choices and typed not in option.choices:
+        raise PixelwiseError(f"{_label(key, source)} must be one of {', '.join(option.choices)}, got {typed!r}")
+    return typed
 
 
 def _f(default: Any, help: str, *, choices: tuple | None = None, cli: bool = True) -> Any:
@@ -46,16 +110,11 @@ class TrainConfig:
     # -- model ----------------------------------------------------------------------------------
     model: str = _f("fcn32s", "model name (see `pixelwise models`)")
     width: float = _f(1.0, "channel width multiplier (1.0 = paper-exact)")
-    pad100: bool = _f(True, "FCN: conv1_1 pads by 100 as in the release (--no-pad100: pad-free, faster)")
-    upsampling: str = _f("fixed", "FCN: 'fixed' bilinear (release) or 'learned' 2x layers (CVPR)",
-                         choices=("fixed", "learned"))
-    dropout: float | None = _f(None, "FCN: dropout after fc6/fc7 (default: the paper's 0.5)")
     min_channels: int | None = _f(None, "width floor: no layer below this many channels (default 16; width 1.0 is "
                                   "unaffected)")
-    fc6_kernel: int | None = _f(None, "FCN: fc6 kernel side (default 7 = VGG16's; 3 for a backbone pretrained on 96-px "
-                                "crops)")
-    input_size: int | None = _f(None, "DeconvNet: proposal side, a multiple of 32 (default 224 = the paper's; fc6's "
-                                "kernel is input_size/32)")
+    model_options: dict = _f({}, "options passed straight to the model's builder, e.g. pad100: false or "
+                             "input_size: 96 (see MODEL_OPTIONS; CLI: --pad100, --input-size, ... or "
+                             "--model-option KEY=VALUE)", cli=False)
     deep_supervision: float = _f(0.0, "DeconvNet: weight of auxiliary losses on 1x1 class scorers after deconv-fc6 and "
                                  "every unpooling stage (0 = off, the paper; beyond the paper, see docs/reproduce.md)")
     num_classes: int | None = _f(None, "number of classes (default: the dataset's)")
@@ -125,7 +184,6 @@ class TrainConfig:
     bn_statistics: str = _f("pooled", "BN population estimator: 'pooled' (mean and unbiased variance over every "
                             "pixel of every batch) or 'batch_mean' (the release: mean of per-batch means and of "
                             "per-batch biased variances x m/(m-1))", choices=BN_STATISTICS)
-    caffe_bn: bool = _f(False, "DeconvNet: the authors' Caffe BN layer (eps 1e-9, shifts initialised to 0.001)")
     crop_pad: str = _f("mean", "DeconvNet crops: colour outside the image, mean or black (the release); also "
                        "the trained model's default for proposals at inference", choices=PAD_COLOURS)
     # -- running --------------------------------------------------------------------------------
@@ -153,13 +211,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, *, source: str = "config") -> "TrainConfig":
-        """Build and validate a config from a dict; unknown keys or bad values raise PixelwiseError."""
+        """Build and validate a config from a dict; unknown keys or bad values raise PixelwiseError.
+        Builder options written as top-level keys by older versions are read into ``model_options``."""
+        values = lift_model_options(values, source=source, from_old_config=True)
         unknown = sorted(set(values) - set(field_names()))
         if unknown:
             raise PixelwiseError(
                 f"{source}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(field_names())}"
             )
         coerced = {k: coerce(k, v, source=source) for k, v in values.items()}
+        if coerced.get("model_options"):
+            coerced["model_options"] = {k: typed_model_option(k, v, source=source)
+                                        for k, v in coerced["model_options"].items()}
         cfg = cls(**coerced)
         cfg.validate(source=source)
         return cfg
@@ -191,9 +254,8 @@ class TrainConfig:
             raise PixelwiseError(f"{source}: deep_supervision must be >= 0, got {self.deep_supervision}")
         if not self.focal_gamma >= 0 or not self.focal_gamma < float("inf"):
             raise PixelwiseError(f"{source}: focal_gamma must be a number >= 0, got {self.focal_gamma}")
-        if self.class_weights is not None and self.class_weights.strip() != "median-freq":
-            from pixelwise.train.losses import parse_class_weights  # the count is checked once classes are known
-
+        if self.class_weights is not None and self.class_weights.strip() != MEDIAN_FREQ:
+            # the count is checked once the classes are known
             parse_class_weights(self.class_weights, source=f"{source}: class_weights")
         if self.lr <= 0 or not self.lr < float("inf"):
             raise PixelwiseError(f"{source}: lr must be a positive number, got {self.lr}")
@@ -285,11 +347,12 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise PixelwiseError(f"--config {path}: expected a mapping of option: value")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
-    unknown = sorted(set(data) - set(field_names()))
+    unknown = sorted(set(data) - set(field_names()) - set(MODEL_OPTIONS))
     if unknown:
         raise PixelwiseError(
             f"--config {path}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(field_names())}"
         )
+    data = lift_model_options(data, source=f"--config {path}")
     return {k: coerce(k, v, source=f"--config {path}") for k, v in data.items()}
 
 
@@ -299,3 +362,23 @@ def save_yaml(cfg: TrainConfig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     return path
+
+
+def parse_class_weights(text: str, num_classes: int | None = None, *, source: str = "--class-weights") -> list[float]:
+    """Return the weights of a ``W0,W1,...`` string (brackets and spaces allowed, as YAML writes a
+    list); raise a one-line :class:`PixelwiseError` unless every entry is a finite number >= 0, one
+    is > 0 and, when ``num_classes`` is given, there is one per class."""
+    body = str(text).strip().strip("[]()")
+    items = [s for s in body.replace(" ", "").split(",") if s]
+    try:
+        weights = [float(s) for s in items]
+    except ValueError:
+        raise PixelwiseError(f"{source} must be {MEDIAN_FREQ} or a list of numbers W0,W1,..., got {text!r}") from None
+    if not weights:
+        raise PixelwiseError(f"{source} is empty: give {MEDIAN_FREQ} or one weight per class W0,W1,...")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or not any(w > 0 for w in weights):
+        raise PixelwiseError(f"{source}: weights must be finite numbers >= 0, not all 0, got {text!r}")
+    if num_classes is not None and len(weights) != num_classes:
+        raise PixelwiseError(f"{source} has {len(weights)} weights but there are {num_classes} classes: give one "
+                             f"per class (W0,...,W{num_classes - 1}) or {MEDIAN_FREQ}")
+    return weights

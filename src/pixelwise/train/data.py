@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
+from pixelwise.convention import InputConvention
 from pixelwise.data import build_dataset
 from pixelwise.data.dataset import EXTRA_KEYS, SegmentationDataset
 from pixelwise.data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomScale
@@ -145,11 +146,13 @@ def train_dataset(cfg: TrainConfig) -> SegmentationDataset:
     return SegmentationDataset(base, train_transform(cfg), cfg.convention, cfg.seed)
 
 
-def val_dataset(cfg: TrainConfig, split: str | None = None, limit: int | None = None) -> SegmentationDataset:
-    """Return a whole-image evaluation dataset (``(image, mask, extras)`` items, no augmentation)."""
+def val_dataset(cfg: TrainConfig, split: str | None = None, limit: int | None = None,
+                convention: InputConvention | None = None) -> SegmentationDataset:
+    """Return a whole-image evaluation dataset (``(image, mask, extras)`` items, no augmentation),
+    normalised with ``convention`` (default: the config's; a checkpoint's model brings its own)."""
     split = cfg.val_split if split is None else split
     base = base_dataset(cfg, split, cfg.val_limit if limit is None else limit)
-    return SegmentationDataset(base, None, cfg.convention, cfg.seed, return_extras=True)
+    return SegmentationDataset(base, None, convention or cfg.convention, cfg.seed, return_extras=True)
 
 
 def pad_collate(batch: list[tuple]) -> tuple:

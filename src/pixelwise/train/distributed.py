@@ -83,31 +83,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_mean(value: float, device: torch.device) -> float:
-    """Return the mean of a Python number over all processes (itself for a single process)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t.item()) / dist.get_world_size()
-
-
-def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum ``tensor`` in place over all processes; returns it."""
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
-def broadcast_object(obj, src: int = 0):
-    """Return rank ``src``'s ``obj`` on every process."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def cleanup() -> None:
     """Destroy the process group if this module's :func:`init_distributed` created one."""
     if dist.is_available() and dist.is_initialized():

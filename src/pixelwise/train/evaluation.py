@@ -16,23 +16,23 @@ one class on (nearly) every pixel, else null) and ``confusion.png``.
 from __future__ import annotations
 
 import sys
-import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pixelwise.checkpoint import load_checkpoint, model_from_checkpoint
 from pixelwise.errors import PixelwiseError
-from pixelwise.inference.boxes import MIN_BOX
-from pixelwise.metrics import ConfusionMatrix, SizeBucketIU, format_size_table, format_table
+from pixelwise.evaluator import evaluate_samples
+from pixelwise.inference.options import ProposalOptions
+from pixelwise.metrics import format_size_table, format_table
 from pixelwise.train import data as tdata
 from pixelwise.train import distributed as dist_utils
 from pixelwise.train.config import TrainConfig
 from pixelwise.train.diagnose import collapse_message, display_name
-from pixelwise.train.loop import evaluate, gather_results
+from pixelwise.train.loop import evaluate
 from pixelwise.train.runlog import to_json
 from pixelwise.viz.confusion import plot_confusion
 
@@ -61,47 +61,46 @@ def eval_config(ckpt: dict, *, dataset: str | None, data_root: str | None, data_
     return TrainConfig.from_dict(base, source="eval options")
 
 
-def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, method: str,
-                       options: dict | None, device: torch.device, precision: str, progress: bool,
-                       rank: int = 0, world_size: int = 1, uncovered: str = "whole",
-                       box_options: dict | None = None) -> dict:
-    """Evaluate with the DeconvNet proposal pipeline, image by image (pixels no box covers filled as
-    ``uncovered`` says; ``box_options``: ``top_k``, ``min_box``, ``min_box_frac``; see
-    :func:`pixelwise.inference.segment`); returns the same keys as
-    :func:`pixelwise.train.loop.evaluate` plus ``mean_boxes`` (boxes used per image, this process)."""
-    from pixelwise.inference import segment
+def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, proposals: ProposalOptions,
+                       device: torch.device, precision: str, progress: bool, rank: int = 0,
+                       world_size: int = 1) -> dict:
+    """Evaluate with the DeconvNet proposal pipeline (:func:`pixelwise.inference.segment` with
+    ``proposals``), image by image; returns the same keys as :func:`pixelwise.train.loop.evaluate`
+    plus ``mean_boxes`` (boxes used per image, this process)."""
+    from pixelwise.inference import DenseOptions, segment
 
     base = dataset.base
-    cm = ConfusionMatrix(num_classes, device=device)
-    buckets = SizeBucketIU(num_classes, device=device)
-    have_sizes = False
-    start = time.perf_counter()
     indices = list(range(rank, len(base), world_size))
+    dense = DenseOptions(precision=precision)
+    ground_truth = proposals.method is not None and proposals.method.replace("-", "_") == "gt"
     boxes_used = 0
-    for i in tqdm(indices, desc="eval (proposals)", disable=not progress or None, leave=False):
-        sample = base[i]
-        opts = dict(options or {})
-        if method.replace("-", "_") == "gt":
-            opts["sample"] = sample
+
+    def predict(sample: dict) -> np.ndarray:
+        nonlocal boxes_used
+        opts = replace(proposals, method_options={**proposals.method_options, "sample": sample}) if ground_truth \
+            else proposals
         info: dict = {}
-        probs = segment(model, sample["image"], proposals=method, proposal_options=opts, precision=precision,
-                        uncovered=uncovered, info=info, **(box_options or {}))
+        probs = segment(model, sample["image"], dense=dense, proposals=opts, info=info)
         boxes_used += int(info.get("boxes", 0))
-        pred = torch.from_numpy(np.asarray(probs).argmax(0)).to(device)
-        target = torch.from_numpy(np.asarray(sample["mask"]).astype(np.int64)).to(device)
-        cm.update(pred, target)
-        if "size_map" in sample:
-            have_sizes = True
-            buckets.update(pred, target, torch.from_numpy(sample["size_map"].astype(np.int64)).to(device))
+        return np.asarray(probs)
+
+    results = evaluate_samples((base[i] for i in indices), predict, num_classes, device=device, progress=progress,
+                               desc="eval (proposals)", total=len(indices))
     if indices and boxes_used == 0:
         # the paper's 112-px minimum drops every box of a small image; say so instead of silently
         # reporting the whole-image pass as the proposal pipeline
         print(f"pixelwise eval: warning: no proposal survived the box rules on any image (--min-box "
-              f"{(box_options or {}).get('min_box', MIN_BOX):g} px); the scores come from the --uncovered fill alone. "
+              f"{proposals.min_box:g} px); the scores come from the --uncovered fill alone. "
               "For small images use --min-box-frac, e.g. 0.15", file=sys.stderr)
-    results = gather_results(cm, buckets, len(indices), have_sizes, start, device)
     results["mean_boxes"] = boxes_used / max(1, len(indices))
     return results
+
+
+def proposal_record(proposals: ProposalOptions) -> dict:
+    """Return what ``results.json`` records of a proposal evaluation: the method and its rules."""
+    return {"proposals": proposals.method, "uncovered": proposals.uncovered, "top_k": proposals.top_k,
+            "min_box": proposals.min_box, "min_box_frac": proposals.min_box_frac,
+            "aggregate": proposals.aggregate, "pad": proposals.pad}
 
 
 def run_eval(
@@ -115,10 +114,7 @@ def run_eval(
     batch_size: int = 1,
     resize: int | None = None,
     mode: str = "whole",
-    proposals: str = "selective-search",
-    proposal_options: dict | None = None,
-    uncovered: str = "whole",
-    box_options: dict | None = None,
+    proposals: ProposalOptions | None = None,
     device: str = "auto",
     precision: str = "fp32",
     threads: int = 0,
@@ -126,7 +122,9 @@ def run_eval(
     progress: bool = True,
 ) -> dict:
     """Evaluate ``checkpoint`` and write ``results.json`` + ``confusion.png`` into ``out`` (default:
-    ``<checkpoint folder>/eval-<split>``) on rank 0. Returns the results dict (with ``out``)."""
+    ``<checkpoint folder>/eval-<split>``) on rank 0. Returns the results dict (with ``out``).
+    ``proposals``: the pipeline of ``mode="proposals"`` (default: selective search, the paper's rules)."""
+    proposals = proposals or ProposalOptions(method="selective-search")
     if mode not in MODES:
         raise PixelwiseError(f"unknown --mode {mode!r}; valid: {', '.join(MODES)}")
     info = dist_utils.init_distributed(device)
@@ -136,8 +134,7 @@ def run_eval(
     model = model_from_checkpoint(ckpt, source=str(checkpoint)).eval().to(info.device)
     cfg = eval_config(ckpt, dataset=dataset, data_root=data_root, data_options=data_options, split=split,
                       limit=limit)
-    ds = tdata.val_dataset(cfg)
-    ds.convention = model.input_convention  # the weights decide the normalisation
+    ds = tdata.val_dataset(cfg, convention=model.input_convention)  # the weights decide the normalisation
     num_classes = int(ckpt["model_spec"]["num_classes"])
     if ds.num_classes > num_classes:
         raise PixelwiseError(
@@ -146,12 +143,10 @@ def run_eval(
     class_names = ckpt.get("class_names") or list(ds.class_names)
     show = progress and info.is_main
     if mode == "proposals":
-        if not hasattr(model, "deconvnet") and not hasattr(model, "forward_any_size"):
+        if model.family == "fcn":
             raise PixelwiseError("--mode proposals needs a DeconvNet or EDeconvNet checkpoint; FCN uses --mode whole")
-        results = evaluate_proposals(model, ds, num_classes, method=proposals, options=proposal_options,
-                                     device=info.device, precision=precision, progress=show, rank=info.rank,
-                                     world_size=info.world_size, uncovered=uncovered,
-                                     box_options=box_options)
+        results = evaluate_proposals(model, ds, num_classes, proposals=proposals, device=info.device,
+                                     precision=precision, progress=show, rank=info.rank, world_size=info.world_size)
     else:
         loader = tdata.eval_loader(ds, batch_size, rank=info.rank, world_size=info.world_size)
         results = evaluate(model, loader, num_classes, device=info.device, precision=precision, progress=show,
@@ -162,7 +157,7 @@ def run_eval(
         "dataset": cfg.dataset,
         "split": cfg.val_split,
         "mode": mode,
-        **({"proposals": proposals, "uncovered": uncovered, **(box_options or {})} if mode == "proposals" else {}),
+        **(proposal_record(proposals) if mode == "proposals" else {}),
         "resize": resize,
         "class_names": list(class_names),
         "world_size": info.world_size,

@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from pixelwise.metrics import ConfusionMatrix, SizeBucketIU
+from pixelwise.evaluator import Evaluator
 from pixelwise.runtime import autocast
-from pixelwise.train.distributed import all_reduce_sum_
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
@@ -76,7 +75,7 @@ def whole_image_forward(model: nn.Module, x: torch.Tensor, resize: int | None = 
     ``resize``: run the network on the images resized (bilinear) to ``resize x resize`` and resize the
     scores back; for DeconvNet ``resize=224`` treats the whole image as one 224x224 proposal.
     """
-    fn = getattr(model, "forward_any_size", None) or model
+    fn = model.forward_any_size
     if resize is None:
         return fn(x)
     size = x.shape[-2:]
@@ -218,44 +217,21 @@ def evaluate(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    cm = ConfusionMatrix(num_classes, ignore_index, device=device)
-    buckets = SizeBucketIU(num_classes, ignore_index, device=device)
-    have_sizes = False
-    images_seen = 0
-    start = time.perf_counter()
+    evaluator = Evaluator(num_classes, ignore_index=ignore_index, device=device)
     for batch in tqdm(loader, desc=desc, disable=not progress or None, leave=False):
+        start = time.perf_counter()
         images, masks = batch[0].to(device), batch[1].to(device)
         extras = batch[2] if len(batch) > 2 else {}
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
             logits = whole_image_forward(model, images, resize)
-        pred = logits.argmax(1)
-        cm.update(pred, masks)
-        if "size_map" in extras:
-            have_sizes = True
-            buckets.update(pred, masks, extras["size_map"].to(device))
-        images_seen += images.shape[0]
-    results = gather_results(cm, buckets, images_seen, have_sizes, start, device)
+        size_map = extras["size_map"].to(device) if "size_map" in extras else None
+        evaluator.add(logits.argmax(1), masks, size_map=size_map, images=images.shape[0],
+                      seconds=time.perf_counter() - start)
+    results = evaluator.result()
     if was_training:
         model.train()
-    return results
-
-
-def gather_results(cm: ConfusionMatrix, buckets: SizeBucketIU, images: int, have_sizes: bool, start: float,
-                   device: torch.device) -> dict:
-    """Sum the counts of every process and return the metrics dict of an evaluation: the four
-    metrics and per-class scores, ``confusion``, ``images``, ``seconds`` and, when some image had a
-    size map, ``size_buckets``."""
-    cm.all_reduce()
-    counts = all_reduce_sum_(torch.tensor([images, int(have_sizes)], device=device))
-    results = cm.compute()
-    results["confusion"] = cm.matrix.cpu().tolist()
-    results["images"] = int(counts[0])
-    results["seconds"] = time.perf_counter() - start
-    if int(counts[1]):
-        buckets.all_reduce()
-        results["size_buckets"] = buckets.compute()
     return results
 
 

@@ -37,11 +37,10 @@ target, so the value only matters if the training data differs).
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,14 +48,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pixelwise.errors import PixelwiseError
-from pixelwise.train.distributed import all_reduce_sum_
+from pixelwise.metrics import all_reduce_sum_
+from pixelwise.train.config import LOSSES, MEDIAN_FREQ, TrainConfig, parse_class_weights
 from pixelwise.train.loop import segmentation_loss
 
-if TYPE_CHECKING:
-    from pixelwise.train.config import TrainConfig
-
-MEDIAN_FREQ = "median-freq"
-LOSS_KINDS = ("cross_entropy", "focal", "dice", "cross_entropy+dice")
 _TINY = torch.finfo(torch.float32).tiny
 
 
@@ -153,7 +148,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, weight: torch.Tenso
 @dataclass(eq=False)
 class SegmentationLoss:
     """A configured training loss: call it as ``loss(logits (N, C, H, W), labels (N, H, W))`` to get
-    a scalar tensor. ``kind`` is one of :data:`LOSS_KINDS`; ``class_weights`` a ``(C,)`` tensor or
+    a scalar tensor. ``kind`` is one of :data:`LOSSES`; ``class_weights`` a ``(C,)`` tensor or
     None (moved to the logits' device on use)."""
 
     kind: str = "cross_entropy"
@@ -164,8 +159,8 @@ class SegmentationLoss:
     _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in LOSS_KINDS:
-            raise ValueError(f"loss must be one of {', '.join(LOSS_KINDS)}, got {self.kind!r}")
+        if self.kind not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.kind!r}")
         _check_reduction(self.reduction)
         if self.class_weights is not None:
             self.class_weights = torch.as_tensor(self.class_weights, dtype=torch.float32).flatten()
@@ -193,7 +188,7 @@ class SegmentationLoss:
         return cross_entropy_loss(logits, target, weight=w, **kw) + dice_loss(logits, target, weight=w, **kw)
 
 
-def build_loss(cfg: "TrainConfig", num_classes: int, class_weights: Iterable[float] | None = None) -> SegmentationLoss:
+def build_loss(cfg: TrainConfig, num_classes: int, class_weights: Iterable[float] | None = None) -> SegmentationLoss:
     """Return the training loss that ``cfg`` describes (``loss``, ``loss_reduction``,
     ``ignore_index``, ``focal_gamma``, ``class_weights``) for ``num_classes`` classes.
 
@@ -218,26 +213,6 @@ def build_loss(cfg: "TrainConfig", num_classes: int, class_weights: Iterable[flo
 
 
 # -- class weights --------------------------------------------------------------------------------
-
-
-def parse_class_weights(text: str, num_classes: int | None = None, *, source: str = "--class-weights") -> list[float]:
-    """Return the weights of a ``W0,W1,...`` string (brackets and spaces allowed, as YAML writes a
-    list); raise a one-line :class:`PixelwiseError` unless every entry is a finite number >= 0, one
-    is > 0 and, when ``num_classes`` is given, there is one per class."""
-    body = str(text).strip().strip("[]()")
-    items = [s for s in body.replace(" ", "").split(",") if s]
-    try:
-        weights = [float(s) for s in items]
-    except ValueError:
-        raise PixelwiseError(f"{source} must be {MEDIAN_FREQ} or a list of numbers W0,W1,..., got {text!r}") from None
-    if not weights:
-        raise PixelwiseError(f"{source} is empty: give {MEDIAN_FREQ} or one weight per class W0,W1,...")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or not any(w > 0 for w in weights):
-        raise PixelwiseError(f"{source}: weights must be finite numbers >= 0, not all 0, got {text!r}")
-    if num_classes is not None and len(weights) != num_classes:
-        raise PixelwiseError(f"{source} has {len(weights)} weights but there are {num_classes} classes: give one "
-                             f"per class (W0,...,W{num_classes - 1}) or {MEDIAN_FREQ}")
-    return weights
 
 
 def format_class_weights(weights: Iterable[float]) -> str:
@@ -330,7 +305,7 @@ def dataset_class_weights(dataset: Any, num_classes: int, ignore_index: int = 25
     return ClassWeights([float(w) for w in weights], MEDIAN_FREQ, images=total, absent=absent)
 
 
-def resolve_class_weights(cfg: "TrainConfig", dataset: Any, num_classes: int, *, saved: str | None = None,
+def resolve_class_weights(cfg: TrainConfig, dataset: Any, num_classes: int, *, saved: str | None = None,
                           progress: bool = False, rank: int = 0, world_size: int = 1,
                           device: torch.device | str = "cpu") -> ClassWeights | None:
     """Return the run's class weights (None without ``cfg.class_weights``).

@@ -30,12 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pixelwise.errors import PixelwiseError
-from pixelwise.train.config import TrainConfig
+from pixelwise.train.config import TrainConfig, lift_model_options
 
 HEAVY_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
 """The released solvers' fixed learning rates (summed loss, batch 1, momentum 0.99)."""
 
-SCHEDULE_KEYS = ("steps", "lr_steps", "lr_stepsize", "warmup_steps")
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,9 @@ class Recipe:
 
 _CAFFE_SGD = dict(optimizer="caffe_sgd", weight_decay=5e-4, bias_lr_mult=2.0, bias_decay=False, norm_decay=False,
                   lr_policy="fixed", ignore_index=255)
+
+FCN_MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
+_DEMO_FCN = {"pad100": False, "dropout": 0.0, "fc6_kernel": 3}  # pad-free, no dropout, fc6 for 96-px crops
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -78,8 +80,8 @@ RECIPES: dict[str, Recipe] = {
             "224 black-padded crops; stage 1 objects 20k (x0.1 every 9k), stage 2 proposals 40k (x0.1 every 10k), "
             "BN statistics over 501 x 28 crops (per-batch averages)",
             dict(_CAFFE_SGD, lr=0.01, momentum=0.9, loss_reduction="mean", batch_size=8, iter_size=8,
-                 crop_size=224, lr_policy="periodic", lr_stepsize=9_000, lr_gamma=0.1, norm_decay=True, caffe_bn=True,
-                 crop_pad="black", bn_statistics="batch_mean", bn_recalib_batch_size=28,
+                 crop_size=224, lr_policy="periodic", lr_stepsize=9_000, lr_gamma=0.1, norm_decay=True,
+                 model_options={"caffe_bn": True}, crop_pad="black", bn_statistics="batch_mean", bn_recalib_batch_size=28,
                  stages=["deconvnet:objects", "deconvnet:proposals"]),
             per_sampling={
                 "objects": dict(steps=20_000, lr_stepsize=9_000, bn_recalib_batches=0),
@@ -91,12 +93,12 @@ RECIPES: dict[str, Recipe] = {
             "the built-in world on a 2-core CPU: fine-tuning a pretrained backbone (pixelwise pretrain) with SGD "
             "m0.9, lr 0.01, poly, 16 images per step, width 1/8, pad-free FCN without dropout, fc6 3x3 and "
             "96-px DeconvNet proposals with deep supervision (not paper-exact)",
-            dict(_CAFFE_SGD, optimizer="sgd", lr=0.01, momentum=0.9, loss_reduction="mean", width=0.125, pad100=False, dropout=0.0,
-                 fc6_kernel=3, batch_size=16, iter_size=1, steps=600, lr_policy="poly", poly_power=0.9,
+            dict(_CAFFE_SGD, optimizer="sgd", lr=0.01, momentum=0.9, loss_reduction="mean", width=0.125, batch_size=16, iter_size=1, steps=600, lr_policy="poly", poly_power=0.9,
                  warmup_steps=20, hflip=True, cache_data=True, eval_batch_size=20, convention="torchvision_rgb",
                  channels_last=True),
             per_model={
-                "deconvnet": dict(batch_size=16, input_size=96, crop_size=96, object_min_side=16,
+                **{name: dict(model_options=_DEMO_FCN) for name in FCN_MODELS},
+                "deconvnet": dict(batch_size=16, model_options={"input_size": 96}, crop_size=96, object_min_side=16,
                                   deep_supervision=1.0, stages=["deconvnet:objects", "deconvnet:proposals"]),
             },
             per_sampling={
@@ -147,6 +149,7 @@ def resolve_config(overrides: dict, *, source: str = "options") -> TrainConfig:
     The recipe's schedule (``steps``, ``lr_steps``, ``warmup_steps``) is multiplied by
     ``schedule_scale`` unless the user set that key.
     """
+    overrides = lift_model_options(overrides, source=source)
     values = TrainConfig().to_dict()
     name = overrides.get("recipe")
     if name:
@@ -165,5 +168,7 @@ def resolve_config(overrides: dict, *, source: str = "options") -> TrainConfig:
             values["lr_stepsize"] = max(1, round(values["lr_stepsize"] * scale))
         if "warmup_steps" not in overrides:
             values["warmup_steps"] = round(values["warmup_steps"] * scale)
+    model_options = {**values["model_options"], **(overrides.get("model_options") or {})}
     values.update(overrides)
+    values["model_options"] = model_options  # the recipe's builder options, the given ones on top
     return TrainConfig.from_dict(values, source=source)

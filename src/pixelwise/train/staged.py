@@ -11,13 +11,15 @@ learning rates, DeconvNet schedules) apply to each stage automatically.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pixelwise.errors import PixelwiseError
 from pixelwise.train.checkpointing import load_training_checkpoint
 from pixelwise.train.config import SAMPLINGS, TrainConfig
+from pixelwise.train.console import say
 from pixelwise.train.recipes import resolve_config
-from pixelwise.train.trainer import RunResult, fit, say
+from pixelwise.train.trainer import RunResult, fit
 
 
 def parse_stage(spec: str) -> tuple[str, str | None]:
@@ -43,48 +45,95 @@ def stage_dirs(stages: list[str]) -> list[str]:
     return names
 
 
-def stage_overrides(overrides: dict, cfg: TrainConfig) -> list[dict]:
-    """Return the options of each stage of ``cfg.stages`` (the user's options plus the stage's
-    model, sampling, subfolder and, from the second stage on, ``init_from`` the previous one)."""
-    plans = []
-    previous = None
+@dataclass(frozen=True)
+class Stage:
+    """One training of a staged run: its subfolder ``name``, its own options (on top of the run's
+    shared ones) and the earlier stage whose ``last.pt`` initialises it (``start_from``)."""
+
+    name: str
+    options: dict
+    start_from: str | None = None
+
+
+def stages_from_spec(overrides: dict, cfg: TrainConfig) -> list[Stage]:
+    """Return the stages of ``cfg.stages`` (``model[:sampling]`` entries): each the user's options
+    with the stage's model and sampling, each starting from the one before."""
+    stages: list[Stage] = []
     for spec, name in zip(cfg.stages, stage_dirs(cfg.stages)):
         model, sampling = parse_stage(spec)
-        so = {**overrides, "model": model, "stages": [], "out": str(Path(cfg.out) / name)}
-        if cfg.recipe and "recipe" not in so:
-            so["recipe"] = cfg.recipe
+        options = {**overrides, "model": model}
+        if cfg.recipe and "recipe" not in options:
+            options["recipe"] = cfg.recipe
         if sampling:
-            so["sampling"] = sampling
-        if previous is not None:
-            so["init_from"] = str(Path(previous) / "last.pt")
-        plans.append(so)
-        previous = so["out"]
+            options["sampling"] = sampling
+        stages.append(Stage(name, options, stages[-1].name if stages else None))
+    return stages
+
+
+def stage_options(stages: list[Stage], root: str | Path, shared: dict | None = None) -> list[dict]:
+    """Return each stage's options: ``shared``, then the stage's own, its folder ``root/name`` and,
+    for a stage that starts from another, ``init_from`` that stage's ``last.pt``."""
+    root = Path(root)
+    plans = []
+    for stage in stages:
+        options = {**(shared or {}), **stage.options, "stages": [], "out": str(root / stage.name)}
+        if stage.start_from is not None:
+            options["init_from"] = str(root / stage.start_from / "last.pt")
+        plans.append(options)
     return plans
 
 
-def run_one(cfg: TrainConfig, overrides: dict, *, resume: str | None = None,
+def run_stages(stages: list[Stage], root: str | Path, shared: dict | None = None, *, resume: str | None = None,
+               on_step: Callable[[int, float], bool | None] | None = None,
+               log: Callable[[str], None] = say) -> dict[str, RunResult]:
+    """Train ``stages`` in order, each in ``root/<name>`` (see :func:`stage_options`); return
+    ``{name: RunResult}``. ``resume="auto"`` continues (or keeps) each stage's own ``last.pt``. An
+    interrupted stage ends the sequence. The one launcher of ``train --stages``, ``demo`` and
+    ``reproduce``."""
+    results: dict[str, RunResult] = {}
+    for i, (stage, options) in enumerate(zip(stages, stage_options(stages, root, shared)), start=1):
+        cfg = resolve_config(options, source=f"stage {stage.name}")
+        log(f"stage {i}/{len(stages)}: {stage.name} -> {cfg.out} (lr {cfg.lr:g}, {cfg.steps} steps)")
+        result = run_one(cfg, options, resume=resume, on_step=on_step)
+        log(f"trained {stage.name} in {result.seconds:.0f} s")
+        results[stage.name] = result
+        if result.status != "finished":
+            break
+    return results
+
+
+def _resume_checkpoint(cfg: TrainConfig, resume: str) -> tuple[Path, dict | None]:
+    """Return the checkpoint path ``resume`` names (``auto``: ``out/last.pt``) and the loaded
+    checkpoint (None when ``auto`` finds no file yet)."""
+    path = Path(cfg.out) / "last.pt" if resume == "auto" else Path(resume)
+    if resume == "auto" and not path.is_file():
+        say(f"--resume auto: no {path} yet, starting a new run")
+        return path, None
+    return path, load_training_checkpoint(path)
+
+
+def run_one(cfg: TrainConfig, overrides: dict, *, resume: str | None = None, checkpoint: dict | None = None,
             on_step: Callable[[int, float], bool | None] | None = None) -> RunResult:
-    """Run one training; ``resume`` is None, ``auto`` (``out/last.pt`` if it exists) or a path.
+    """Run one training; ``resume`` is None, ``auto`` (``out/last.pt`` if it exists) or a path
+    (``checkpoint``: that path already loaded, so it is read once).
 
     When resuming, the checkpoint's config is used, with ``overrides`` (the options given now) on
     top, e.g. a larger ``steps`` to train longer.
     """
-    if resume:
-        path = Path(cfg.out) / "last.pt" if resume == "auto" else Path(resume)
-        if resume == "auto" and not path.is_file():
-            say(f"--resume auto: no {path} yet, starting a new run")
-            return fit(cfg, on_step=on_step)
-        ckpt = load_training_checkpoint(path)
-        saved = dict(ckpt["config"])
-        if overrides.get("class_weights") == "median-freq" and saved.get("class_weights") not in (None, "median-freq"):
-            # the checkpoint's config holds the median-frequency weights computed when the run started
-            overrides = {k: v for k, v in overrides.items() if k != "class_weights"}
-        changed = sorted(k for k, v in overrides.items() if k in saved and saved[k] != v)
-        merged = TrainConfig.from_dict({**saved, **overrides}, source=f"{path} + options")
-        if changed:
-            say(f"options changed from the checkpoint's config: {', '.join(changed)}")
-        return fit(merged, resume=ckpt, resume_source=str(path), on_step=on_step)
-    return fit(cfg, on_step=on_step)
+    if not resume:
+        return fit(cfg, on_step=on_step)
+    path, ckpt = (Path(resume), checkpoint) if checkpoint is not None else _resume_checkpoint(cfg, resume)
+    if ckpt is None:
+        return fit(cfg, on_step=on_step)
+    saved = dict(ckpt["config"])
+    if overrides.get("class_weights") == "median-freq" and saved.get("class_weights") not in (None, "median-freq"):
+        # the checkpoint's config holds the median-frequency weights computed when the run started
+        overrides = {k: v for k, v in overrides.items() if k != "class_weights"}
+    changed = sorted(k for k, v in overrides.items() if k in saved and saved[k] != v)
+    merged = TrainConfig.from_dict({**saved, **overrides}, source=f"{path} + options")
+    if changed:
+        say(f"options changed from the checkpoint's config: {', '.join(changed)}")
+    return fit(merged, resume=ckpt, resume_source=str(path), on_step=on_step)
 
 
 def launch(overrides: dict, *, resume: str | None = None,
@@ -96,20 +145,11 @@ def launch(overrides: dict, *, resume: str | None = None,
         path = Path(resume)
         ckpt = load_training_checkpoint(path)
         cfg = TrainConfig.from_dict({**ckpt["config"], **overrides}, source=f"{path} + options")
-        return [run_one(cfg, overrides, resume=str(path), on_step=on_step)]
+        return [run_one(cfg, overrides, resume=str(path), checkpoint=ckpt, on_step=on_step)]
     cfg = resolve_config(overrides)
     if not cfg.stages:
         return [run_one(cfg, overrides, resume=resume, on_step=on_step)]
     if resume and resume != "auto":
         raise PixelwiseError("--resume PATH continues one run; with --stages use --resume auto (every stage "
                              "resumes from its own last.pt)")
-    results = []
-    plans = stage_overrides(overrides, cfg)
-    for i, so in enumerate(plans, start=1):
-        scfg = resolve_config(so, source=f"stage {cfg.stages[i - 1]}")
-        say(f"stage {i}/{len(plans)}: {cfg.stages[i - 1]} -> {scfg.out} (lr {scfg.lr:g}, {scfg.steps} steps)")
-        result = run_one(scfg, so, resume=resume, on_step=on_step)
-        results.append(result)
-        if result.status != "finished":
-            break
-    return results
+    return list(run_stages(stages_from_spec(overrides, cfg), cfg.out, resume=resume, on_step=on_step).values())

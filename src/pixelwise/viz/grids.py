@@ -15,13 +15,6 @@ from matplotlib.patches import Patch
 from pixelwise.data.palette import IGNORE_COLOR, IGNORE_INDEX, colorize, voc_palette
 
 
-def class_names_for(num_classes: int, class_names: Sequence[str] | None = None) -> list[str]:
-    """Return ``class_names`` if it has ``num_classes`` entries, else ``class_0``, ``class_1``, ..."""
-    if class_names is not None and len(class_names) == num_classes:
-        return list(class_names)
-    return [f"class_{i}" for i in range(num_classes)]
-
-
 def comparison_grid(
     images: Sequence[np.ndarray],
     columns: Mapping[str, Sequence[np.ndarray | None]],
