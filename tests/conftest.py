@@ -16,9 +16,11 @@ def _seed():
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
-    """Pretrained backbones go to a cache folder of this test session, never the user's."""
+    """Pretrained backbones go to a cache folder of this test session, never the user's. The engine
+    cache is off (so ``auto`` does not depend on which test ran first); tests/fast turn it on."""
     mp = pytest.MonkeyPatch()
     mp.setenv("PIXELWISE_CACHE", str(tmp_path_factory.mktemp("pixelwise-cache")))
+    mp.setenv("PIXELWISE_ENGINE_CACHE", "0")
     yield
     mp.undo()
 

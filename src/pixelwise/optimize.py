@@ -9,8 +9,9 @@ on the input's device. Engines (each applies the exact rewrites of :mod:`pixelwi
 ``eager``           batch norm folded, fc6/deconv-fc6 as matrix products; fp32, NCHW
 ``channels_last``   ``eager`` + channels_last weights and activations (oneDNN's fast layout)
 ``bf16``            ``channels_last`` with bf16 weights/activations (CPUs with native bf16)
-``onnxruntime``     batch norm folded, exported (pixelwise.weights.onnx_export), run by ONNX
-                    Runtime (fp32, CPU)
+``onnxruntime``     batch norm folded, exported (pixelwise.weights.onnx_export; the graph kept
+                    in the engine cache, pixelwise.fast.engine_cache), run by ONNX Runtime
+                    (fp32, CPU)
 ``cuda``            ``channels_last`` on CUDA under bf16 autocast (AMP)
 ``auto``            the fastest fp32 engine measured for the model's family and workload
                     (:data:`AUTO_ENGINES`, benchmarks/README.md), or ``bf16``/``cuda``
@@ -44,8 +45,9 @@ ENGINES = ("auto", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cu
 # project's 2-core CPU (benchmarks/README.md, "Default engines"). channels_last is exact to 1e-5,
 # needs no export step and is the fastest fp32 eager layout for both families; for DeconvNet it
 # also beats ONNX Runtime (whose transposed convolutions are slow). For FCN, ONNX Runtime is
-# faster per image but its export + session cost (~15 s for FCN-8s) pays off only over many
-# images: callers that know they will run at least ORT_MIN_IMAGES images pass ``images=``.
+# faster per image but its export (~10 s for FCN-8s) pays off only over many images: callers that
+# know they will run at least ORT_MIN_IMAGES images pass ``images=``, and once the graph is in the
+# engine cache (a later process) the export is gone and ONNX Runtime wins from the first image.
 AUTO_ENGINES: dict[str, str] = {"fcn": "channels_last", "deconvnet": "channels_last"}
 AUTO_ENGINES_MANY: dict[str, str] = {"fcn": "onnxruntime", "deconvnet": "channels_last"}
 ORT_MIN_IMAGES = 50
@@ -184,9 +186,12 @@ def resolve_engine(
     precision: str = "fp32",
     device: str | torch.device = "cpu",
     images: int | None = None,
+    cached: bool = False,
 ) -> str:
     """Return the concrete engine name that ``engine`` means for this model, precision, device
-    and expected number of images (see :data:`AUTO_ENGINES`, :data:`ORT_MIN_IMAGES`)."""
+    and expected number of images (see :data:`AUTO_ENGINES`, :data:`ORT_MIN_IMAGES`). ``cached``:
+    the engine cache already holds this model's ONNX graph, so ONNX Runtime costs no export and
+    ``auto`` takes it for FCN whatever the number of images."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     _check_engine(engine, precision, dev)
     if engine != "auto":
@@ -197,12 +202,38 @@ def resolve_engine(
         _check_engine("bf16", precision, dev)
         return "bf16"
     family = model_family(model)
-    if images is not None and images >= ORT_MIN_IMAGES:
+    if (cached or (images is not None and images >= ORT_MIN_IMAGES)) and _traces_any_size(model):
         from pixelwise.fast.onnx import onnxruntime_available
 
         if onnxruntime_available():
             return AUTO_ENGINES_MANY.get(family, "channels_last")
     return AUTO_ENGINES.get(family, "channels_last")
+
+
+def _has_cache_entry(key: str) -> bool:
+    from pixelwise.fast.engine_cache import has_entry
+
+    return has_entry(key)
+
+
+def _traces_any_size(model: nn.Module) -> bool:
+    # a graph traced at one size (FCN with pad_input_to) cannot serve other images through ONNX Runtime
+    return bool(getattr(model, "dynamic_trace", True))
+
+
+def onnx_cache_key(model: nn.Module, engine: str, precision: str, device: torch.device) -> str | None:
+    """Return the engine-cache key of ``model`` when ONNX Runtime may run it (``engine`` is
+    ``onnxruntime``, or ``auto`` for an FCN in fp32 on the CPU) and the cache is on; else None
+    (and nothing is hashed)."""
+    from pixelwise.fast.engine_cache import cache_enabled, engine_key
+    from pixelwise.fast.onnx import ENGINE_EXPORTER, export_side, onnxruntime_available
+
+    candidate = engine == "onnxruntime" or (
+        engine == "auto" and precision == "fp32" and device.type == "cpu"
+        and AUTO_ENGINES_MANY.get(model_family(model)) == "onnxruntime")
+    if not (candidate and cache_enabled() and onnxruntime_available()):
+        return None
+    return engine_key(model, engine="onnxruntime", exporter=ENGINE_EXPORTER, side=export_side(model))
 
 
 def prepare_for_inference(
@@ -233,8 +264,10 @@ def prepare_for_inference(
         threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    name = resolve_engine(model, engine, precision=precision, device=dev, images=images)
     family = model_family(model)
+    key = None if family == "ensemble" else onnx_cache_key(model, engine, precision, dev)
+    cached = key is not None and _has_cache_entry(key)
+    name = resolve_engine(model, engine, precision=precision, device=dev, images=images, cached=cached)
     meta = {k: getattr(model, k) for k in _META if hasattr(model, k)}
     if family == "ensemble":
         return _prepare_ensemble(model, engine, precision, dev, images, copy, threads, meta)
@@ -250,7 +283,7 @@ def prepare_for_inference(
     if name == "onnxruntime":
         from pixelwise.fast.onnx import onnx_engine
 
-        session = onnx_engine(work, threads=threads)
+        session = onnx_engine(work, threads=threads, key=key)
         return PreparedModel(session, engine=name, family=family, device=torch.device("cpu"), meta=meta)
     if name == "eager":
         if rewrite:

@@ -168,9 +168,9 @@ def post_options_from(args: argparse.Namespace) -> PostOptions:
 # -- models ---------------------------------------------------------------------------------------
 
 
-def load_cli_model(args: argparse.Namespace) -> nn.Module:
+def load_cli_model(args: argparse.Namespace, images: int | None = None) -> nn.Module:
     """Return the model the options name (checkpoint, fresh model, or two ensemble members), in eval
-    mode on ``--device``."""
+    mode on ``--device``, prepared with ``--engine`` for ``images`` images (None: a few)."""
     from pixelwise.checkpoint import load_model
     from pixelwise.models.registry import create_model
 
@@ -195,7 +195,8 @@ def load_cli_model(args: argparse.Namespace) -> nn.Module:
             fcn_source=args.fcn, deconvnet_source=args.deconvnet,
         )
     model = model.to(device).eval()
-    return prepare_for_inference(model, engine=args.engine, precision=args.precision, device=device, copy=False)
+    return prepare_for_inference(model, engine=args.engine, precision=args.precision, device=device, copy=False,
+                                 images=images)
 
 
 def load_onnx_model(path: str) -> nn.Module:
@@ -351,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     check_inference_args(args)
     paths = expand_inputs(args.inputs)
     out_dir = ensure_writable_dir(args.out)  # a bad --out fails before the model is loaded
-    model = load_cli_model(args)
+    model = load_cli_model(args, images=len(paths))
     dense, proposals, post = dense_options_from(args), proposal_options_from(args, model), post_options_from(args)
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     names = class_names_of(model, num_classes) if num_classes else None
@@ -385,4 +386,28 @@ def run(args: argparse.Namespace) -> int:
         + (f"; {len(failed)} failed" if failed else ""),
         file=sys.stderr,
     )
+    warm_engine_cache(args, model)
     return 1 if failed else 0
+
+
+def warm_engine_cache(args: argparse.Namespace, prepared) -> None:
+    """After a run whose ``auto`` engine had no cached ONNX graph for this FCN checkpoint, export
+    it into the engine cache (once per checkpoint), so that later runs take ONNX Runtime, the
+    faster engine, without paying the export. Runs after every output is written."""
+    if args.engine != "auto" or getattr(prepared, "engine", None) != "channels_last" or prepared.family != "fcn":
+        return
+    if args.checkpoint is None or str(args.checkpoint).endswith(".onnx"):
+        return
+    from pixelwise.checkpoint import load_model
+    from pixelwise.fast.engine_cache import has_entry
+    from pixelwise.optimize import onnx_cache_key
+
+    model = load_model(args.checkpoint).eval()
+    key = onnx_cache_key(model, "auto", args.precision, torch.device("cpu"))
+    if key is None or has_entry(key):
+        return
+    start = time.perf_counter()
+    prepare_for_inference(model, engine="onnxruntime", copy=False)
+    print(f"pixelwise predict: stored the ONNX Runtime engine of {args.checkpoint} in the engine cache "
+          f"({time.perf_counter() - start:.1f} s, once); later runs use it (PIXELWISE_ENGINE_CACHE=0 turns this off)",
+          file=sys.stderr)

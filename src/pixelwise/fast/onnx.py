@@ -2,9 +2,10 @@
 :class:`pixelwise.weights.onnx_engine.OnnxModel`.
 
 The graph is exported from the model after batch-norm folding (ONNX Runtime fuses Conv+BN itself
-but not ConvTranspose+BN), traced at 224x224 with dynamic batch, height and width, written to a
-temporary file that is deleted once the session has loaded it, with the TorchScript exporter
-(:data:`ENGINE_EXPORTER`: the faster one; the dynamo exporter if torch has no TorchScript one).
+but not ConvTranspose+BN), traced at 224x224 (or the smallest valid size above) with dynamic
+batch, height and width, with the TorchScript exporter (:data:`ENGINE_EXPORTER`: the faster one;
+the dynamo exporter if torch has no TorchScript one), and kept in the engine cache
+(:mod:`pixelwise.fast.engine_cache`) so that later processes skip the export.
 """
 
 from __future__ import annotations
@@ -35,21 +36,47 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def onnx_engine(model: nn.Module, *, threads: int | None = None):
-    """Export ``model`` (eval, fp32, CPU) and return an ``OnnxModel``: ``(N,3,H,W)`` -> ``(N,C,H,W)``."""
-    if not onnxruntime_available():
-        raise PixelwiseError("engine onnxruntime needs the onnx extra: pip install 'pixelwise[onnx]'")
-    from pixelwise.weights.onnx_engine import OnnxModel
+def export_side(model: nn.Module) -> int:
+    """Return the side the engine's graph is traced at: 224, or the smallest valid side above it
+    (a DeconvNet with proposals larger than 224)."""
+    valid_size = getattr(model, "valid_size", None)
+    return valid_size(EXPORT_SIDE, EXPORT_SIDE)[0] if valid_size is not None else EXPORT_SIDE
+
+
+def _export(model: nn.Module, path: Path) -> None:
     from pixelwise.weights.onnx_export import export_onnx
 
+    side = export_side(model)
+    try:
+        export_onnx(model, path, height=side, width=side, dynamic=True, check=False, exporter=ENGINE_EXPORTER)
+    except WriteError:
+        raise
+    except PixelwiseError:
+        export_onnx(model, path, height=side, width=side, dynamic=True, check=False, exporter="auto")
+
+
+def onnx_engine(model: nn.Module, *, threads: int | None = None, key: str | None = None):
+    """Return an ``OnnxModel`` of ``model`` (eval, fp32, CPU): ``(N,3,H,W)`` -> ``(N,C,H,W)``.
+
+    ``key``: the engine-cache key of the model (:func:`pixelwise.fast.engine_cache.engine_key`,
+    computed from the weights before any rewrite); with it the graph comes from the cache, exported
+    and stored there on a miss. The returned object's ``cache_status`` says ``hit``, ``built`` or
+    ``off``."""
+    if not onnxruntime_available():
+        raise PixelwiseError("engine onnxruntime needs the onnx extra: pip install 'pixelwise[onnx]'")
+    from pixelwise.fast.engine_cache import cache_enabled, load_or_build
+    from pixelwise.weights.onnx_engine import OnnxModel
+
+    def load(path: Path) -> OnnxModel:
+        return OnnxModel(path, threads=threads)
+
+    if key is not None and cache_enabled():
+        session, built = load_or_build(key, lambda path: _export(model, path), load)
+        session.cache_status = "built" if built else "hit"
+        return session
     with tempfile.TemporaryDirectory(prefix="pixelwise-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
-        try:
-            export_onnx(model, path, height=EXPORT_SIDE, width=EXPORT_SIDE, dynamic=True, check=False,
-                        exporter=ENGINE_EXPORTER)
-        except WriteError:
-            raise
-        except PixelwiseError:
-            export_onnx(model, path, height=EXPORT_SIDE, width=EXPORT_SIDE, dynamic=True, check=False,
-                        exporter="auto")
-        return OnnxModel(path, threads=threads)
+        _export(model, path)
+        session = load(path)
+    session.cache_status = "off"
+    return session
