@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelwise.bench.machine import cpu_model
 from pixelwise.metrics import format_size_table, format_table
 from pixelwise.reproduce.config import ReproduceConfig
 from pixelwise.reproduce.run import backbone_for, evaluate_all, train_all
+from pixelwise.runtime import cpu_model
 from pixelwise.train.recipes import get_recipe
 from pixelwise.train.runlog import read_log, to_json
 from pixelwise.viz.curves import plot_curves, save_figure

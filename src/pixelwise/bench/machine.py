@@ -3,33 +3,10 @@
 from __future__ import annotations
 
 import os
-import platform
 
 import torch
 
-
-def cpu_model() -> str:
-    """Return the CPU model name from /proc/cpuinfo (or ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def cpu_flags() -> set[str]:
-    """Return the CPU feature flags (Linux), or an empty set."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+from pixelwise.runtime import cpu_flags, cpu_model
 
 
 def machine_info() -> dict:

@@ -46,8 +46,10 @@ def weights_digest(model: nn.Module) -> str:
 
 def _versions() -> dict:
     from pixelwise import __version__
+    from pixelwise.runtime import cpu_model
 
-    versions = {"pixelwise": __version__, "torch": torch.__version__}
+    # the stored graph is ONNX Runtime's optimised one, specific to the CPU it was optimised on
+    versions = {"pixelwise": __version__, "torch": torch.__version__, "cpu": cpu_model()}
     for module in ("onnx", "onnxruntime"):
         try:
             versions[module] = __import__(module).__version__
@@ -75,30 +77,35 @@ def has_entry(key: str) -> bool:
     return cache_enabled() and entry_path(key).is_file()
 
 
-def load_or_build(key: str, export: Callable[[Path], None], load: Callable[[Path], object]):
-    """Return ``(engine, built)``: ``load(entry)`` of the cached entry ``key`` when there is a
-    usable one, else ``export(path)`` into a new entry first (``built`` True). A cache folder that
-    cannot be written falls back to a temporary file, with one line saying so."""
+Loader = Callable[..., object]
+"""``load(path, optimized=False, save_optimized=None)`` -> engine (see ``OnnxModel``)."""
+
+
+def load_or_build(key: str, export: Callable[[Path], None], load: Loader):
+    """Return ``(engine, built)``: the cached entry ``key`` loaded as it is (it holds ONNX
+    Runtime's optimised graph) when there is a usable one; else ``export(path)`` to a temporary
+    file, loaded with its optimised graph saved as the new entry (``built`` True). A cache folder
+    that cannot be written falls back to the temporary file, with one line saying so."""
     path = entry_path(key)
     if path.is_file():
         try:
-            return load(path), False
+            return load(path, optimized=True), False
         except CheckpointError as exc:
             print(f"pixelwise: cached engine {path} is unusable ({exc}); rebuilding it", file=sys.stderr)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".onnx", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        print(f"pixelwise: engine cache {path.parent} cannot be written ({exc.strerror or exc}); exporting to a "
-              "temporary file", file=sys.stderr)
-        with tempfile.TemporaryDirectory(prefix="pixelwise-onnx-") as folder:
-            temporary = Path(folder) / "model.onnx"
-            export(temporary)
-            return load(temporary), True
-    try:
-        export(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return load(path), True
+    with tempfile.TemporaryDirectory(prefix="pixelwise-onnx-") as folder:
+        raw = Path(folder) / "model.onnx"
+        export(raw)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".onnx", dir=path.parent)
+            os.close(fd)
+        except OSError as exc:
+            print(f"pixelwise: engine cache {path.parent} cannot be written ({exc.strerror or exc}); the engine "
+                  "is not kept", file=sys.stderr)
+            return load(raw), True
+        try:
+            engine = load(raw, save_optimized=tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return engine, True

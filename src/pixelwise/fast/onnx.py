@@ -67,8 +67,8 @@ def onnx_engine(model: nn.Module, *, threads: int | None = None, key: str | None
     from pixelwise.fast.engine_cache import cache_enabled, load_or_build
     from pixelwise.weights.onnx_engine import OnnxModel
 
-    def load(path: Path) -> OnnxModel:
-        return OnnxModel(path, threads=threads)
+    def load(path: Path, **kwargs) -> OnnxModel:
+        return OnnxModel(path, threads=threads, **kwargs)
 
     if key is not None and cache_enabled():
         session, built = load_or_build(key, lambda path: _export(model, path), load)

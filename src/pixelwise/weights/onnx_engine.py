@@ -27,11 +27,15 @@ class OnnxModel:
         path: an ``.onnx`` file written by ``pixelwise export`` / :func:`export_onnx`.
         providers: ONNX Runtime execution providers (default: CPU).
         threads: intra-op threads (default: torch's thread count).
+        optimized: the file already holds ONNX Runtime's optimised graph (the engine cache's
+            entries): load it without optimising again.
+        save_optimized: also write the optimised graph to this path (for the engine cache).
     """
 
     training = False
 
-    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, threads: int | None = None,
+                 optimized: bool = False, save_optimized: str | os.PathLike | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError:  # pragma: no cover - depends on the environment
@@ -41,6 +45,11 @@ class OnnxModel:
             raise CheckpointError(f"{self.path}: no such ONNX file")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or max(1, torch.get_num_threads())
+        if optimized:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if save_optimized is not None:
+            opts.optimized_model_filepath = str(save_optimized)
+            opts.log_severity_level = 3  # its warning that the saved graph suits this machine only: the key says so
         try:
             self.session = ort.InferenceSession(
                 str(self.path), opts, providers=providers or ["CPUExecutionProvider"]
