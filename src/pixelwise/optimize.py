@@ -229,7 +229,7 @@ def onnx_cache_key(model: nn.Module, engine: str, precision: str, device: torch.
     from pixelwise.fast.onnx import ENGINE_EXPORTER, export_side, onnxruntime_available
 
     candidate = engine == "onnxruntime" or (
-        engine == "auto" and precision == "fp32" and device.type == "cpu"
+        engine == "auto" and precision == "fp32" and device.type == "cpu" and _traces_any_size(model)
         and AUTO_ENGINES_MANY.get(model_family(model)) == "onnxruntime")
     if not (candidate and cache_enabled() and onnxruntime_available()):
         return None

@@ -104,3 +104,27 @@ def test_predict_stores_the_engine_once_for_the_next_runs(tmp_path, capsys):
     assert "stored the ONNX Runtime engine" not in capsys.readouterr().err  # the second run found it
     key = onnx_cache_key(_tiny(4), "auto", "fp32", torch.device("cpu"))
     assert entry_path(key).is_file()
+
+
+def test_predict_runs_the_cached_engine_without_loading_the_checkpoint(tmp_path, monkeypatch):
+    import os
+
+    import pixelwise.checkpoint
+    from pixelwise.checkpoint import make_checkpoint, save_checkpoint
+    from pixelwise.cli import main
+    from pixelwise.data import write_image
+
+    ckpt = save_checkpoint(tmp_path / "fcn.pt", make_checkpoint(_tiny(5), class_names=["a", "b", "c"]))
+    write_image(tmp_path / "img.png", torch.randint(0, 255, (40, 48, 3), dtype=torch.uint8).numpy())
+    args = ["predict", str(tmp_path / "img.png"), "-c", str(ckpt)]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0  # channels_last, then stores the engine
+    loaded = []
+    original = pixelwise.checkpoint.load_model
+    monkeypatch.setattr(pixelwise.checkpoint, "load_model", lambda *a, **k: loaded.append(a) or original(*a, **k))
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert loaded == []  # the checkpoint was not read: the engine came from the cache's file index
+    stat = ckpt.stat()
+    os.utime(ckpt, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a rewritten file is not trusted
+    assert main([*args, "--out", str(tmp_path / "c")]) == 0
+    assert loaded  # the usual path loaded it (and ran the cached graph: same weights)
+    assert (tmp_path / "c" / "img.png").read_bytes() == (tmp_path / "b" / "img.png").read_bytes()

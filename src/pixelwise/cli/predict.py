@@ -180,6 +180,9 @@ def load_cli_model(args: argparse.Namespace, images: int | None = None) -> nn.Mo
     device = resolve_device(args.device)
     if args.checkpoint is not None and str(args.checkpoint).endswith(".onnx"):
         return load_onnx_model(args.checkpoint)
+    cached = _cached_engine(args, device)
+    if cached is not None:
+        return cached
     if args.checkpoint is not None:
         model = load_model(args.checkpoint)
     elif args.model is not None:
@@ -195,11 +198,34 @@ def load_cli_model(args: argparse.Namespace, images: int | None = None) -> nn.Mo
             fcn_source=args.fcn, deconvnet_source=args.deconvnet,
         )
     model = model.to(device).eval()
-    return prepare_for_inference(model, engine=args.engine, precision=args.precision, device=device, copy=False,
-                                 images=images)
+    prepared = prepare_for_inference(model, engine=args.engine, precision=args.precision, device=device, copy=False,
+                                     images=images)
+    key = getattr(prepared.inner, "cache_key", None) if prepared.engine == "onnxruntime" else None
+    if key is not None and args.checkpoint is not None and args.engine == "auto":
+        from pixelwise.fast.engine_cache import remember_checkpoint
+
+        remember_checkpoint(args.checkpoint, key)  # the next run skips loading the checkpoint
+    return prepared
 
 
-def load_onnx_model(path: str) -> nn.Module:
+def _cached_engine(args: argparse.Namespace, device: torch.device) -> nn.Module | None:
+    """Return the engine cache's ONNX Runtime engine of ``--checkpoint`` when ``auto`` would run it
+    (fp32 on the CPU) and the file is unchanged since it was stored: the checkpoint is then not
+    loaded at all. None otherwise (the usual path decides)."""
+    if args.checkpoint is None or args.engine != "auto" or args.precision != "fp32" or device.type != "cpu":
+        return None
+    from pixelwise.fast.engine_cache import entry_for_checkpoint
+
+    entry = entry_for_checkpoint(args.checkpoint)
+    if entry is None:
+        return None
+    try:
+        return load_onnx_model(entry, optimized=True)
+    except PixelwiseError:
+        return None  # unusable: the usual path rebuilds it
+
+
+def load_onnx_model(path: str, *, optimized: bool = False) -> nn.Module:
     """Return an exported ``.onnx`` model (``pixelwise export``) ready for :func:`segment`: run by
     ONNX Runtime, dispatched as the FCN or DeconvNet it was exported from (an exported EDeconvNet
     is one whole-image graph)."""
@@ -207,7 +233,7 @@ def load_onnx_model(path: str) -> nn.Module:
     from pixelwise.optimize import PreparedModel
     from pixelwise.weights.onnx_engine import OnnxModel
 
-    onnx = OnnxModel(path)
+    onnx = OnnxModel(path, optimized=optimized)
     spec = onnx.pixelwise_spec or {}
     family = get_entry(spec["name"]).family if spec.get("name") else "other"
     meta = {k: getattr(onnx, k) for k in ("num_classes", "input_convention", "class_names", "pixelwise_spec")}
@@ -399,7 +425,7 @@ def warm_engine_cache(args: argparse.Namespace, prepared) -> None:
     if args.checkpoint is None or str(args.checkpoint).endswith(".onnx"):
         return
     from pixelwise.checkpoint import load_model
-    from pixelwise.fast.engine_cache import has_entry
+    from pixelwise.fast.engine_cache import has_entry, remember_checkpoint
     from pixelwise.optimize import onnx_cache_key
 
     model = load_model(args.checkpoint).eval()
@@ -408,6 +434,7 @@ def warm_engine_cache(args: argparse.Namespace, prepared) -> None:
         return
     start = time.perf_counter()
     prepare_for_inference(model, engine="onnxruntime", copy=False)
+    remember_checkpoint(args.checkpoint, key)
     print(f"pixelwise predict: stored the ONNX Runtime engine of {args.checkpoint} in the engine cache "
           f"({time.perf_counter() - start:.1f} s, once); later runs use it (PIXELWISE_ENGINE_CACHE=0 turns this off)",
           file=sys.stderr)

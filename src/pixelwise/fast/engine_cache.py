@@ -109,3 +109,39 @@ def load_or_build(key: str, export: Callable[[Path], None], load: Loader):
         finally:
             Path(tmp).unlink(missing_ok=True)
     return engine, True
+
+
+def _file_index(checkpoint: str | os.PathLike) -> Path:
+    """Where the engine key of checkpoint file ``checkpoint`` is remembered: named by its resolved
+    path, size and modification time, so a rewritten file misses."""
+    path = Path(checkpoint).resolve()
+    stat = path.stat()
+    identity = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    return cache_dir() / "engines" / f"file-{hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:24]}.json"
+
+
+def remember_checkpoint(checkpoint: str | os.PathLike, key: str) -> None:
+    """Remember that checkpoint file ``checkpoint`` has the engine entry ``key`` (atomically; a
+    cache that cannot be written is skipped silently: this only saves time)."""
+    try:
+        index = _file_index(checkpoint)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".file-", suffix=".json", dir=index.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"key": key, "checkpoint": str(Path(checkpoint).resolve())}, f)
+        os.replace(tmp, index)
+    except OSError:
+        pass
+
+
+def entry_for_checkpoint(checkpoint: str | os.PathLike) -> Path | None:
+    """Return the engine entry remembered for checkpoint file ``checkpoint`` (unchanged since), or
+    None: lets a caller run the cached engine without loading the checkpoint at all."""
+    if not cache_enabled():
+        return None
+    try:
+        key = json.loads(_file_index(checkpoint).read_text(encoding="utf-8"))["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    path = entry_path(str(key))
+    return path if path.is_file() else None
