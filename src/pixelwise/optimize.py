@@ -103,6 +103,7 @@ class PreparedModel(ModelInterface, nn.Module):
         self.input_size: int | None = meta.get("input_size")
         self.proposal_pad: str | None = meta.get("proposal_pad")
         self._size_rule: SizeRule = getattr(inner, "size_rule", ANY_SIZE)
+        self.cache_key: str | None = None  # the engine-cache key, when ONNX Runtime could run the model
 
     @property
     def size_rule(self) -> SizeRule:
@@ -271,7 +272,14 @@ def prepare_for_inference(
     meta = {k: getattr(model, k) for k in _META if hasattr(model, k)}
     if family == "ensemble":
         return _prepare_ensemble(model, engine, precision, dev, images, copy, threads, meta)
-    work = _copy.deepcopy(model) if copy else model
+    prepared = _prepare_single(_copy.deepcopy(model) if copy else model, name, family, dev, threads, key, meta)
+    prepared.cache_key = key
+    return prepared
+
+
+def _prepare_single(work: nn.Module, name: str, family: str, dev: torch.device, threads: int | None,
+                    key: str | None, meta: dict) -> PreparedModel:
+    """Apply engine ``name``'s rewrites to ``work`` (in place) and wrap it."""
     work.eval()
     for p in work.parameters():
         p.requires_grad_(False)

@@ -204,7 +204,6 @@ def test_option_objects_from_the_flags(ckpts):
         dense_options_from,
         post_options_from,
         proposal_options_from,
-        proposals_for_image,
     )
     from pixelwise.errors import PixelwiseError
     from pixelwise.inference import DenseOptions, PostOptions, ProposalOptions
@@ -223,6 +222,6 @@ def test_option_objects_from_the_flags(ckpts):
     assert dense_options_from(args) == DenseOptions(tile=64, tta="flip", scales=(0.5, 1.0))
     gt = proposal_options_from(args, deconvnet)
     assert (gt.method, gt.top_k) == ("gt", 7)
-    assert proposals_for_image(gt, sample={"name": "s"}).method_options == {"sample": {"name": "s"}}
+    assert gt.for_image(sample={"name": "s"}).method_options == {"sample": {"name": "s"}}
     with pytest.raises(PixelwiseError, match="needs ground-truth boxes"):
-        proposals_for_image(gt, image_name="a.png")
+        gt.for_image(image_name="a.png")

@@ -24,7 +24,6 @@ from pixelwise.cli.predict import (
     expand_inputs,
     post_options_from,
     proposal_options_from,
-    proposals_for_image,
 )
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
 from pixelwise.errors import PixelwiseError
@@ -126,7 +125,7 @@ def segment_rows(model: nn.Module, rows: list[dict], args: argparse.Namespace, d
     proposals = proposal_options_from(args, model)
     masks, crf_masks = [], []
     for r in rows:
-        image_proposals = proposals_for_image(proposals, image_name=r["name"], sample=r["sample"])
+        image_proposals = proposals.for_image(image_name=r["name"], sample=r["sample"])
         probs = segment(model, r["image"], dense=dense, proposals=image_proposals, post=post)
         masks.append(probs.argmax(0).astype(np.uint8))
         if with_crf:

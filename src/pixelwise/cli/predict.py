@@ -12,7 +12,6 @@ import json
 import re
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +129,7 @@ def dense_options_from(args: argparse.Namespace) -> DenseOptions:
 def proposal_options_from(args: argparse.Namespace, model: nn.Module) -> ProposalOptions:
     """Return the :class:`ProposalOptions` of the flags for ``model``: no proposals for an FCN,
     selective search for a DeconvNet unless ``--proposals`` says otherwise. What depends on the
-    image (its box-file entry, its ground truth) is added by :func:`proposals_for_image`."""
+    image (its box-file entry, its ground truth) is added by :meth:`ProposalOptions.for_image`."""
     method = args.proposals
     if model_kind(model) in ("fcn", "generic") or method == "none":
         method = None  # proposals are DeconvNet's; FCN always runs dense
@@ -146,18 +145,6 @@ def proposal_options_from(args: argparse.Namespace, model: nn.Module) -> Proposa
         min_box_frac=args.min_box_frac, enlarge=args.enlarge, square=args.square, size=args.proposal_size,
         batch=args.batch, aggregate=args.aggregate, uncovered=args.uncovered, pad=args.pad,
     )
-
-
-def proposals_for_image(options: ProposalOptions, *, image_name: str = "", sample: dict | None = None) -> ProposalOptions:
-    """Return ``options`` for one image: a box file's boxes are looked up by ``image_name``;
-    ``gt`` takes the boxes of the dataset ``sample``."""
-    if options.method == "file":
-        return replace(options, method_options={**options.method_options, "name": image_name})
-    if options.method == "gt":
-        if sample is None:
-            raise PixelwiseError("--proposals gt needs ground-truth boxes: use `pixelwise compare --dataset`")
-        return replace(options, method_options={"sample": sample})
-    return options
 
 
 def post_options_from(args: argparse.Namespace) -> PostOptions:
@@ -200,11 +187,10 @@ def load_cli_model(args: argparse.Namespace, images: int | None = None) -> nn.Mo
     model = model.to(device).eval()
     prepared = prepare_for_inference(model, engine=args.engine, precision=args.precision, device=device, copy=False,
                                      images=images)
-    key = getattr(prepared.inner, "cache_key", None) if prepared.engine == "onnxruntime" else None
-    if key is not None and args.checkpoint is not None and args.engine == "auto":
+    if prepared.engine == "onnxruntime" and prepared.cache_key and args.checkpoint is not None and args.engine == "auto":
         from pixelwise.fast.engine_cache import remember_checkpoint
 
-        remember_checkpoint(args.checkpoint, key)  # the next run skips loading the checkpoint
+        remember_checkpoint(args.checkpoint, prepared.cache_key)  # the next run skips loading the checkpoint
     return prepared
 
 
@@ -391,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             image = read_image(path)
             info: dict = {}
-            probs = segment(model, image, dense=dense, proposals=proposals_for_image(proposals, image_name=path.name),
+            probs = segment(model, image, dense=dense, proposals=proposals.for_image(image_name=path.name),
                             post=post, progress=True, info=info)
         except PixelwiseError as exc:
             failed.append(str(path))
@@ -420,18 +406,17 @@ def warm_engine_cache(args: argparse.Namespace, prepared) -> None:
     """After a run whose ``auto`` engine had no cached ONNX graph for this FCN checkpoint, export
     it into the engine cache (once per checkpoint), so that later runs take ONNX Runtime, the
     faster engine, without paying the export. Runs after every output is written."""
-    if args.engine != "auto" or getattr(prepared, "engine", None) != "channels_last" or prepared.family != "fcn":
+    key = getattr(prepared, "cache_key", None)  # None: no ONNX Runtime for it (cache off, no onnx, fixed size)
+    if args.engine != "auto" or getattr(prepared, "engine", None) != "channels_last" or key is None:
         return
     if args.checkpoint is None or str(args.checkpoint).endswith(".onnx"):
         return
     from pixelwise.checkpoint import load_model
     from pixelwise.fast.engine_cache import has_entry, remember_checkpoint
-    from pixelwise.optimize import onnx_cache_key
 
-    model = load_model(args.checkpoint).eval()
-    key = onnx_cache_key(model, "auto", args.precision, torch.device("cpu"))
-    if key is None or has_entry(key):
+    if has_entry(key):
         return
+    model = load_model(args.checkpoint).eval()  # the run's own copy was rewritten in place (channels_last)
     start = time.perf_counter()
     prepare_for_inference(model, engine="onnxruntime", copy=False)
     remember_checkpoint(args.checkpoint, key)

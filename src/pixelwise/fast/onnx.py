@@ -73,7 +73,6 @@ def onnx_engine(model: nn.Module, *, threads: int | None = None, key: str | None
     if key is not None and cache_enabled():
         session, built = load_or_build(key, lambda path: _export(model, path), load)
         session.cache_status = "built" if built else "hit"
-        session.cache_key = key
         return session
     with tempfile.TemporaryDirectory(prefix="pixelwise-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"

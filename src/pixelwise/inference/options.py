@@ -13,11 +13,12 @@ frozen: derive a changed one with :func:`dataclasses.replace`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pixelwise.errors import PixelwiseError
 from pixelwise.inference.boxes import ENLARGE, MIN_BOX, TOP_K
 from pixelwise.inference.crf import CRF_DEFAULTS, DEFAULT_CRF_PRESET
 
@@ -97,6 +98,17 @@ class ProposalOptions:
     def enabled(self) -> bool:
         """Return True when DeconvNet runs on boxes (a ``method`` or given ``boxes``)."""
         return self.method is not None or self.boxes is not None
+
+    def for_image(self, *, image_name: str = "", sample: dict | None = None) -> "ProposalOptions":
+        """Return these options for one image: a box file's boxes are looked up by ``image_name``;
+        ``gt`` takes the boxes of the dataset ``sample`` (a one-line error without one)."""
+        if self.method == "file":
+            return replace(self, method_options={**self.method_options, "name": image_name})
+        if self.method is not None and self.method.replace("-", "_") == "gt":
+            if sample is None:
+                raise PixelwiseError("--proposals gt needs ground-truth boxes: use `pixelwise compare --dataset`")
+            return replace(self, method_options={**self.method_options, "sample": sample})
+        return self
 
     def box_rules(self) -> dict:
         """Return the box rules as keyword arguments of :func:`pixelwise.inference.boxes.prepare_boxes`."""

@@ -16,7 +16,6 @@ one class on (nearly) every pixel, else null) and ``confusion.png``.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +71,12 @@ def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, pro
     base = dataset.base
     indices = list(range(rank, len(base), world_size))
     dense = DenseOptions(precision=precision)
-    ground_truth = proposals.method is not None and proposals.method.replace("-", "_") == "gt"
     boxes_used = 0
 
     def predict(sample: dict) -> np.ndarray:
         nonlocal boxes_used
-        opts = replace(proposals, method_options={**proposals.method_options, "sample": sample}) if ground_truth \
-            else proposals
         info: dict = {}
-        probs = segment(model, sample["image"], dense=dense, proposals=opts, info=info)
+        probs = segment(model, sample["image"], dense=dense, proposals=proposals.for_image(sample=sample), info=info)
         boxes_used += int(info.get("boxes", 0))
         return np.asarray(probs)
 
