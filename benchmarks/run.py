@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/run.py --quick         # tiny widths, seconds
     .venv/bin/python benchmarks/run.py --engines reference,channels_last,bf16
 
-Writes ``benchmarks/results/<name>.jsonl`` (a header line with the machine and peaks, then one
-line per engine) and ``benchmarks/results/<name>.md`` (the Markdown table for README.md).
+Writes ``benchmarks/results/<name>.jsonl`` (a header line with the machine, peaks and the speed-up
+over the pytorch-fcn peer, then one line per engine) and ``benchmarks/results/<name>.md`` (the
+Markdown table for README.md, then the speed-up lines, also printed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from pixelwise.bench import describe, full_plan, quick_plan, run_benchmark
-from pixelwise.bench.report import markdown_table
+from pixelwise.bench.report import markdown_table, peer_lines, peer_speedups
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     header["seconds"] = time.time() - start
     header["command"] = "benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    speedups = peer_speedups(results)  # pixelwise's default engines vs pytorch-fcn (torchfcn), same run
+    if speedups:
+        header["peer_speedup"] = speedups
     with open(RESULTS / f"{name}.jsonl", "w") as f:
         f.write(json.dumps({"header": header}) + "\n")
         for r in results:
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16'] or 0:.0f} GFLOP/s. "
         f"Command: `{header['command'].strip()}` ({header['seconds'] / 60:.1f} min).\n\n" + markdown_table(results) + "\n"
     )
+    peer = peer_lines(results)
+    if peer:
+        md += "\n" + "\n".join(peer) + "\n"
     (RESULTS / f"{name}.md").write_text(md)
     print(md, file=sys.stderr)
     return 0

@@ -160,18 +160,23 @@ def engine_precision(engine: str) -> str:
 
 def inference_callable(model: nn.Module, engine: str, *, threads: int | None = None) -> Callable:
     """Return ``(N,3,H,W) -> (N,C,H,W)`` for ``engine`` (``reference``: the plain reference model
-    carrying ``model``'s weights). ``model`` may be rewritten in place (it is not reused)."""
+    carrying ``model``'s weights; ``torchfcn``: pytorch-fcn's FCN8s carrying them). ``model`` may be
+    rewritten in place (it is not reused)."""
     from pixelwise.bench.reference import build_reference
     from pixelwise.optimize import prepare_for_inference
 
     if engine == "reference":
         return ReferenceRunner(build_reference(model), model.num_classes)
+    if engine == "torchfcn":  # the peer, run as its users run it: plain eager under no_grad
+        from pixelwise.bench.peer import torchfcn_fcn8s
+
+        return ReferenceRunner(torchfcn_fcn8s(model), model.num_classes)
     device = "cuda" if engine == "cuda" else "cpu"
     return prepare_for_inference(model, engine=engine, device=device, copy=False, threads=threads)
 
 
 class ReferenceRunner:
-    """Calls a reference module under ``no_grad``; exposes an ensemble's members the same way."""
+    """Calls a reference (or peer) module under ``no_grad``; exposes an ensemble's members the same way."""
 
     def __init__(self, module: nn.Module, num_classes: int) -> None:
         self.module = module

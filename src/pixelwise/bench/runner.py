@@ -25,15 +25,40 @@ from pixelwise.bench.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 from pixelwise.bench.timing import summary_ms, time_interleaved
 from pixelwise.runtime import cpu_supports_bf16
 
-ENGINES = ("reference", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
+ENGINES = ("reference", "torchfcn", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
 DEFAULT_ENGINES = ("reference", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
+PEER = "torchfcn"  # pytorch-fcn on the same weights (pixelwise.bench.peer); a row like the engines'
 REQUIRED_KEYS = ("engine", "median_ms", "gflops", "peak_fraction", "ref_ratio", "peak_rss_mb")
+
+
+def peer_skip_reason(case: Case) -> str | None:
+    """Return why the torchfcn peer cannot run ``case`` (checked without the network first), or None."""
+    if case.kind != "infer" or case.model != "fcn8s":
+        return "torchfcn (the pytorch-fcn peer) is compared on FCN-8s inference only"
+    if case.model_width != 1.0:
+        return "torchfcn has VGG16's fixed channel counts: width 1.0 only"
+    from pixelwise.bench.peer import torchfcn_unavailable
+
+    why = torchfcn_unavailable()  # may fetch it once into the cache
+    return f"torchfcn unavailable: {why}" if why else None
+
+
+def with_peer(case: Case, engines: list[str] | tuple[str, ...]) -> list[str]:
+    """Return ``engines`` with the torchfcn peer after ``reference`` when it applies to ``case``
+    (paper-width FCN-8s inference), else ``engines`` unchanged (as a list)."""
+    engines = list(engines)
+    if PEER in engines or not (case.kind == "infer" and case.model == "fcn8s" and case.model_width == 1.0):
+        return engines
+    at = engines.index("reference") + 1 if "reference" in engines else 0
+    return engines[:at] + [PEER] + engines[at:]
 
 
 def skip_reason(case: Case, engine: str) -> str | None:
     """Return why ``engine`` cannot run ``case`` here, or None when it can."""
     if engine not in ENGINES:
         return f"unknown engine (valid: {', '.join(ENGINES)})"
+    if engine == PEER:
+        return peer_skip_reason(case)
     if engine == "cuda" and not torch.cuda.is_available():
         return "CUDA not available"
     if engine == "bf16" and not cpu_supports_bf16():

@@ -1,15 +1,17 @@
 """Benchmark plans: the full paper-size suite, its tiny ``quick`` version, and single-model plans.
 
 A plan is a list of ``(Case, engines)``. The full suite covers every model at the papers' sizes
-(FCN 500x500; DeconvNet 1, 8 and 50 proposals of a 500x375 image through the proposal pipeline),
-an FCN-8s 320x320 training step and FCN-8s on a 2048x2048 image (tiled, memory), and is sized to
-finish in under 10 minutes on the project's 2-core CPU (fewer repeats at the big sizes).
+(FCN 500x500, FCN-8s also run by the pytorch-fcn peer ``torchfcn``; DeconvNet 1, 8 and 50
+proposals of a 500x375 image through the proposal pipeline), an FCN-8s 320x320 training step and
+FCN-8s on a 2048x2048 image (tiled, memory), and is sized to finish in under 10 minutes on the
+project's 2-core CPU (fewer repeats at the big sizes). The quick plan never needs the network
+(no peer: its widths are not the paper's).
 """
 
 from __future__ import annotations
 
 from pixelwise.bench.cases import IMAGE_SIZE, Case
-from pixelwise.bench.runner import DEFAULT_ENGINES
+from pixelwise.bench.runner import DEFAULT_ENGINES, PEER
 
 ALL_INFER = list(DEFAULT_ENGINES)  # reference, eager, channels_last, bf16, onnxruntime, cuda
 TRAIN = ["reference", "eager", "channels_last", "bf16", "cuda"]
@@ -20,7 +22,7 @@ def full_plan() -> list[tuple[Case, list[str]]]:
     """Return the paper-size suite (see the module docstring)."""
     h, w = IMAGE_SIZE
     plan = [
-        (Case("infer", "fcn8s", 500, 500, repeats=3), ALL_INFER),
+        (Case("infer", "fcn8s", 500, 500, repeats=3), ["reference", PEER] + ALL_INFER[1:]),  # + pytorch-fcn
         (Case("proposals", "deconvnet", h, w, batch=1, repeats=5), ALL_INFER),
         (Case("proposals", "deconvnet", h, w, batch=8, repeats=2), ["reference", "channels_last", "bf16", "onnxruntime", "cuda"]),
         (Case("proposals", "deconvnet", h, w, batch=50, repeats=0), ["channels_last", "bf16", "cuda"]),

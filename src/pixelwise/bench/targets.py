@@ -22,7 +22,7 @@ class Target:
     def matches(self, r: dict) -> bool:
         """Return True when this target applies to result ``r``."""
         return (
-            r.get("engine") not in ("reference", "plain")
+            r.get("engine") not in ("reference", "plain", "torchfcn")  # the targets are pixelwise's
             and not r.get("skipped")
             and r.get("width") == 1.0
             and r.get("kind") == self.kind

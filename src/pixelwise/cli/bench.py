@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Benchmark one model (or the whole --suite) on every engine: eager, channels_last, bf16, "
             "onnxruntime, cuda, each timed interleaved with a plain reference model carrying the "
-            "same weights. Prints a table, or one JSON object per engine with --json."
+            "same weights; paper-width FCN-8s inference also runs the pytorch-fcn peer (torchfcn, "
+            "fetched once into the cache) and prints the default engines' speed-up over it. Prints a "
+            "table, or one JSON object per engine with --json."
         ),
     )
     p.add_argument("--model", default="fcn8s", help="model name (see `pixelwise models`; default fcn8s)")
@@ -30,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     p.add_argument("--width", type=float, default=None, help="width multiplier (default 1.0 = paper-exact; 0.0625 with --quick)")
     p.add_argument("--num-classes", type=int, default=21)
-    p.add_argument("--engines", default=None, help="comma-separated engines (default: reference,eager,channels_last,bf16,onnxruntime,cuda)")
+    p.add_argument("--engines", default=None, help="comma-separated engines (default: reference,eager,channels_last,bf16,"
+                   "onnxruntime,cuda, + torchfcn, the pytorch-fcn peer, for FCN-8s at width 1.0)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per engine (default 3; 2 with --quick; 0 = single shot)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1; peak RSS is read over these)")
     p.add_argument("--train", action="store_true", help="also time a training step (--train-size, default 320 FCN / 224 DeconvNet)")
@@ -98,6 +101,8 @@ def build_plan(args: argparse.Namespace) -> list:
             plan = [(c, [e for e in engines if e in keep]) for c, engines in plan]
             plan = [(c, engines) for c, engines in plan if engines]
         return plan
+    from pixelwise.bench.runner import with_peer
+
     probe = _probe(args.model)
     family = probe.family
     engines = _engines(args.engines)
@@ -129,7 +134,8 @@ def build_plan(args: argparse.Namespace) -> list:
             rule = sized.size_rule
             raise PixelwiseError(f"--size for {args.model} must be multiples of {rule.multiple} and >= {rule.minimum} "
                                  f"(proposal size), got {h}x{w}")
-        plan.append((Case("infer", args.model, h, w, batch=args.batch, **common), engines))
+        case = Case("infer", args.model, h, w, batch=args.batch, **common)
+        plan.append((case, engines if args.engines else with_peer(case, engines)))  # the peer joins the default only
     if args.train:
         if family == "ensemble":
             raise PixelwiseError("--train: train the ensemble's members (fcn8s, deconvnet) separately")
@@ -148,7 +154,7 @@ def build_plan(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; print a table (or JSON lines); return 0."""
     from pixelwise.bench import describe, run_benchmark
-    from pixelwise.bench.report import console_table
+    from pixelwise.bench.report import console_table, peer_lines, peer_speedups
 
     if args.threads is not None and args.threads < 1:
         raise PixelwiseError(f"--threads must be >= 1, got {args.threads}")
@@ -176,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if out_file:
             out_file.close()
+    speedups = peer_speedups(results)
+    if speedups:
+        header["peer_speedup"] = speedups
     if args.output:  # put the header first in the file
         with open(args.output) as f:
             body = f.read()
@@ -189,12 +198,17 @@ def run(args: argparse.Namespace) -> int:
         + (f", CUDA bf16 {peaks['cuda_bf16']:.0f} GFLOP/s" if peaks.get("cuda_bf16") else "")
     )
     if args.json:
+        if speedups:
+            print(json.dumps({"peer_speedup": speedups}), flush=True)
         print(summary, file=sys.stderr)
         return 0
     print(summary)
     print(console_table(results))
+    for line in peer_lines(results):
+        print(line)
     print("ms = median wall time per call; % peak of the same-precision conv peak; x ref = reference time / engine "
           "time (plain eager model, same weights, timed interleaved); RSS = peak resident MB during the engine's "
           f"calls ({'fresh process per engine' if isolate else 'in this process'}); rel err = max |engine - reference| "
-          "/ max |reference|; agree % = pixels whose argmax class equals the reference's.")
+          "/ max |reference|; agree % = pixels whose argmax class equals the reference's; torchfcn = pytorch-fcn's FCN8s "
+          "on the same weights (peer).")
     return 0
