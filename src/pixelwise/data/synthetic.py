@@ -47,7 +47,6 @@ import math
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from pixelwise.data.appearance import CLASS_STYLES, choose_part, contrasting, part_region, styled_texture
 from pixelwise.data.instances import (
@@ -216,6 +215,8 @@ def _class_edges(mask: np.ndarray, width: int) -> np.ndarray:
     edge[1:, :] |= change_y
     edge[:-1, :] |= change_y
     if width > 1:
+        from scipy import ndimage  # lazily: `predict` imports this module but never draws a world
+
         edge = ndimage.binary_dilation(edge, iterations=width - 1)
     return edge
 
