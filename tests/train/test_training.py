@@ -112,3 +112,14 @@ def test_nan_loss_stops_with_advice(tmp_path):
         fit(cfg)
     events = [r["event"] for r in read_log(tmp_path / "nan" / "log.jsonl") if r["type"] == "event"]
     assert "diverged" in events and "warning" in events
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_training_says_when_the_cpu_emulates_it(tmp_path, monkeypatch, capsys, native):
+    import pixelwise.train.run as run_module
+
+    monkeypatch.setattr(run_module, "cpu_supports_bf16", lambda: native)
+    cfg = resolve_config(dict(TINY, model="fcn32s", pad100=False, steps=1, precision="bf16",
+                              out=str(tmp_path / f"bf16-{native}")))
+    assert fit(cfg).status == "finished"
+    assert ("no native bf16" in capsys.readouterr().err) is not native

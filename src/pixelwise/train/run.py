@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pixelwise.errors import PixelwiseError
+from pixelwise.runtime import cpu_supports_bf16
 from pixelwise.train import data as tdata
 from pixelwise.train import distributed as dist_utils
 from pixelwise.train.batches import BatchStream
@@ -119,6 +120,9 @@ def _set_up_process(cfg: TrainConfig) -> dist_utils.DistInfo:
         require_tensorboard()  # before any data is read
     if cfg.precision == "fp16" and dist.device.type != "cuda":
         raise PixelwiseError("--precision fp16 needs CUDA; on CPU use --precision bf16")
+    if cfg.precision == "bf16" and dist.device.type == "cpu" and dist.is_main and not cpu_supports_bf16():
+        say("note: this CPU has no native bf16 (AVX512-BF16/AMX): bf16 autocast is emulated and trains "
+            "slower than fp32 here (0.4-0.7x in benchmarks/train_precision.py); --channels-last is the fast option")
     if dist.is_main:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
     return dist
