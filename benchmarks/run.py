@@ -1,6 +1,6 @@
 """Run the full benchmark suite (or its tiny --quick version) and write the results.
 
-    .venv/bin/python benchmarks/run.py                 # paper sizes, < 10 min on a 2-core CPU
+    .venv/bin/python benchmarks/run.py                 # paper sizes, 9-18 min on a 2-core CPU
     .venv/bin/python benchmarks/run.py --quick         # tiny widths, seconds
     .venv/bin/python benchmarks/run.py --engines reference,channels_last,bf16
 

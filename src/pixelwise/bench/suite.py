@@ -3,9 +3,9 @@
 A plan is a list of ``(Case, engines)``. The full suite covers every model at the papers' sizes
 (FCN 500x500, FCN-8s also run by the pytorch-fcn peer ``torchfcn``; DeconvNet 1, 8 and 50
 proposals of a 500x375 image through the proposal pipeline), an FCN-8s 320x320 training step and
-FCN-8s on a 2048x2048 image (tiled, memory), and is sized to finish in under 10 minutes on the
-project's 2-core CPU (fewer repeats at the big sizes). The quick plan never needs the network
-(no peer: its widths are not the paper's).
+FCN-8s on a 2048x2048 image (tiled, memory), and is sized for the project's 2-core CPU (fewer
+repeats at the big sizes): 9 minutes with AMX, 18 without (2026 runs). The quick plan never needs
+the network (no peer: its widths are not the paper's).
 """
 
 from __future__ import annotations
