@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from pixelwise.bench import describe, full_plan, quick_plan, run_benchmark
-from pixelwise.bench.report import markdown_table, peer_lines, peer_speedups
+from pixelwise.bench.report import markdown_table, peer_lines
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,9 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     header["seconds"] = time.time() - start
     header["command"] = "benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    speedups = peer_speedups(results)  # pixelwise's default engines vs pytorch-fcn (torchfcn), same run
-    if speedups:
-        header["peer_speedup"] = speedups
     with open(RESULTS / f"{name}.jsonl", "w") as f:
         f.write(json.dumps({"header": header}) + "\n")
         for r in results:

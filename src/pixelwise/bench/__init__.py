@@ -32,7 +32,8 @@ def run_benchmark(
 ) -> tuple[dict, list[dict]]:
     """Measure the conv peaks, then every (case, engine) of ``plan``.
 
-    Returns ``(header, results)``: ``header`` = machine info + peaks; each result is a dict with
+    Returns ``(header, results)``: ``header`` = machine info + peaks (+ ``peer_speedup`` when a
+    torchfcn row was measured: :func:`pixelwise.bench.report.peer_speedups`); each result is a dict with
     at least :data:`REQUIRED_KEYS`, annotated with its target when one applies. ``on_result`` is
     called with each result as soon as it is ready (for streaming output).
     """
@@ -40,6 +41,8 @@ def run_benchmark(
 
     if threads:
         torch.set_num_threads(threads)
+    from pixelwise.bench.report import peer_speedups
+
     header = {"machine": machine_info(), "peaks": measure_peaks(quick=quick_peaks)}
     results = []
     for r in run_cases(plan, peaks=header["peaks"], isolate=isolate, with_ref=with_ref, threads=threads, progress=progress):
@@ -47,4 +50,7 @@ def run_benchmark(
         results.append(r)
         if on_result is not None:
             on_result(r)
+    speedups = peer_speedups(results)  # pixelwise's default engines vs pytorch-fcn (torchfcn), same run
+    if speedups:
+        header["peer_speedup"] = speedups
     return header, results

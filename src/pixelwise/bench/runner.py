@@ -31,11 +31,16 @@ PEER = "torchfcn"  # pytorch-fcn on the same weights (pixelwise.bench.peer); a r
 REQUIRED_KEYS = ("engine", "median_ms", "gflops", "peak_fraction", "ref_ratio", "peak_rss_mb")
 
 
+def peer_applies(case: Case) -> bool:
+    """Return True for the cases the torchfcn peer is compared on: paper-width FCN-8s inference."""
+    return case.kind == "infer" and case.model == "fcn8s" and case.model_width == 1.0
+
+
 def peer_skip_reason(case: Case) -> str | None:
     """Return why the torchfcn peer cannot run ``case`` (checked without the network first), or None."""
     if case.kind != "infer" or case.model != "fcn8s":
         return "torchfcn (the pytorch-fcn peer) is compared on FCN-8s inference only"
-    if case.model_width != 1.0:
+    if not peer_applies(case):
         return "torchfcn has VGG16's fixed channel counts: width 1.0 only"
     from pixelwise.bench.peer import torchfcn_unavailable
 
@@ -45,9 +50,9 @@ def peer_skip_reason(case: Case) -> str | None:
 
 def with_peer(case: Case, engines: list[str] | tuple[str, ...]) -> list[str]:
     """Return ``engines`` with the torchfcn peer after ``reference`` when it applies to ``case``
-    (paper-width FCN-8s inference), else ``engines`` unchanged (as a list)."""
+    (:func:`peer_applies`), else ``engines`` unchanged (as a list)."""
     engines = list(engines)
-    if PEER in engines or not (case.kind == "infer" and case.model == "fcn8s" and case.model_width == 1.0):
+    if PEER in engines or not peer_applies(case):
         return engines
     at = engines.index("reference") + 1 if "reference" in engines else 0
     return engines[:at] + [PEER] + engines[at:]

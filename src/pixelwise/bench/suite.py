@@ -11,7 +11,7 @@ the network (no peer: its widths are not the paper's).
 from __future__ import annotations
 
 from pixelwise.bench.cases import IMAGE_SIZE, Case
-from pixelwise.bench.runner import DEFAULT_ENGINES, PEER
+from pixelwise.bench.runner import DEFAULT_ENGINES, with_peer
 
 ALL_INFER = list(DEFAULT_ENGINES)  # reference, eager, channels_last, bf16, onnxruntime, cuda
 TRAIN = ["reference", "eager", "channels_last", "bf16", "cuda"]
@@ -21,8 +21,9 @@ QUICK_WIDTH = 0.0625
 def full_plan() -> list[tuple[Case, list[str]]]:
     """Return the paper-size suite (see the module docstring)."""
     h, w = IMAGE_SIZE
+    fcn8s = Case("infer", "fcn8s", 500, 500, repeats=3)
     plan = [
-        (Case("infer", "fcn8s", 500, 500, repeats=3), ["reference", PEER] + ALL_INFER[1:]),  # + pytorch-fcn
+        (fcn8s, with_peer(fcn8s, ALL_INFER)),  # + pytorch-fcn
         (Case("proposals", "deconvnet", h, w, batch=1, repeats=5), ALL_INFER),
         (Case("proposals", "deconvnet", h, w, batch=8, repeats=2), ["reference", "channels_last", "bf16", "onnxruntime", "cuda"]),
         (Case("proposals", "deconvnet", h, w, batch=50, repeats=0), ["channels_last", "bf16", "cuda"]),
