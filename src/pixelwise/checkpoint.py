@@ -7,6 +7,8 @@ A checkpoint is a dict saved with ``torch.save``::
      "state_dict": {...},
      "input_convention": {...},          # InputConvention.to_dict()
      "class_names": [...] | None,
+     "class_colors": [[r, g, b], ...] | None,   # the dataset's class colours (None: VOC's)
+     "input_scale": 1.0,                  # images are resized by this before the network runs
      "config": {...} | None,             # the full training config
      "training": {...} | None,           # optimiser, scheduler, scaler, RNG states, step
      "metrics": {...} | None,
@@ -59,6 +61,8 @@ def make_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "input_convention": convention.to_dict(),
         "class_names": list(class_names) if class_names is not None else None,
+        "class_colors": getattr(model, "class_colors", None),
+        "input_scale": float(getattr(model, "input_scale", 1.0)),
         "config": config,
         "training": training,
         "metrics": metrics,
@@ -116,6 +120,8 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> nn.Modul
         raise CheckpointError(f"{source}: weights do not fit model {name!r}: {' '.join(lines)[:300]}") from None
     model.input_convention = get_convention(ckpt.get("input_convention") or "caffe_bgr")
     model.class_names = ckpt.get("class_names")
+    model.class_colors = ckpt.get("class_colors")
+    model.input_scale = ckpt.get("input_scale") or 1.0
     return model
 
 

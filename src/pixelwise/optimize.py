@@ -53,7 +53,8 @@ AUTO_ENGINES_MANY: dict[str, str] = {"fcn": "onnxruntime", "deconvnet": "channel
 ORT_MIN_IMAGES = 50
 
 # what the engine carries over from the model, so callers can use either interchangeably
-_META = ("num_classes", "input_convention", "class_names", "pixelwise_spec", "input_size", "proposal_pad")
+_META = ("num_classes", "input_convention", "class_names", "pixelwise_spec", "input_size", "proposal_pad",
+         "class_colors", "input_scale")
 
 
 class PreparedModel(ModelInterface, nn.Module):
@@ -98,7 +99,8 @@ class PreparedModel(ModelInterface, nn.Module):
         unknown = sorted(set(meta) - set(_META))
         if unknown:
             raise TypeError(f"PreparedModel: unknown meta keys {unknown}; valid: {', '.join(_META)}")
-        self.card = ModelCard(meta.get("pixelwise_spec"), meta.get("input_convention"), meta.get("class_names"))
+        self.card = ModelCard(meta.get("pixelwise_spec"), meta.get("input_convention"), meta.get("class_names"),
+                              meta.get("class_colors"), float(meta.get("input_scale") or 1.0))
         self.num_classes: int | None = meta.get("num_classes")
         self.input_size: int | None = meta.get("input_size")
         self.proposal_pad: str | None = meta.get("proposal_pad")

@@ -164,7 +164,7 @@ def test_sbd_voc_train(make_voc, make_sbd):
 
 
 def test_build_dataset_errors():
-    assert DATASETS == ("synthetic", "voc", "sbd", "sbd_voc_train", "folder")
+    assert DATASETS == ("synthetic", "voc", "sbd", "sbd_voc_train", "folder", "camvid")
     with pytest.raises(DataError, match="unknown dataset 'coco'; valid: synthetic, voc, sbd"):
         build_dataset("coco")
     with pytest.raises(DataError, match="needs root="):

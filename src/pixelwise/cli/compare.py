@@ -31,6 +31,7 @@ from pixelwise.fileio import ensure_writable_file, writing
 from pixelwise.inference.crf import dense_crf
 from pixelwise.inference.options import DenseOptions, PostOptions
 from pixelwise.inference.pipeline import segment
+from pixelwise.inference.predict import model_palette
 from pixelwise.optimize import prepare_for_inference
 from pixelwise.runtime import resolve_device
 
@@ -162,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if any(r["truth"] is not None for r in rows):
         columns["truth"] = [r["truth"] for r in rows]
     class_names: list[str] | None = None
+    palette = None  # the first model's class colours
     bar = tqdm(total=len(checkpoints) * len(rows), desc="compare", unit="img", file=sys.stderr, disable=None)
     for label, path in checkpoints.items():
         model = prepare_for_inference(load_model(path).to(device).eval(), engine=args.engine,
@@ -172,13 +174,15 @@ def run(args: argparse.Namespace) -> int:
                 class_names = list(dataset_names)
             else:
                 class_names = class_names_of(model, num_classes)
+            palette = model_palette(model)
         columns[label], crf_masks = segment_rows(model, rows, args, dense, post, with_crf=label in args.crf_for,
                                                  bar=bar)
         if label in args.crf_for:
             columns[f"{label}+CRF"] = crf_masks
         del model
     bar.close()
-    fig = comparison_grid([r["image"] for r in rows], columns, class_names, row_titles=[r["name"] for r in rows])
+    fig = comparison_grid([r["image"] for r in rows], columns, class_names, palette=palette,
+                          row_titles=[r["name"] for r in rows])
     with writing(out):
         fig.savefig(out, dpi=args.dpi)
     print(f"wrote {out}: {len(rows)} images x {len(columns) + 1} columns ({', '.join(['image', *columns])})",

@@ -23,7 +23,7 @@ def _register_check(sub: argparse._SubParsersAction) -> None:
     """Add ``data check`` and its options."""
     check = sub.add_parser(
         "check",
-        help="scan a VOC, SBD or folder dataset and list every bad file",
+        help="scan a VOC, SBD, CamVid or folder dataset and list every bad file",
         description=(
             "Scan every item of a dataset: unreadable or truncated files, image/mask size "
             "mismatches, labels outside 0..C-1 and 255, missing pairs and files missing from the "
@@ -31,10 +31,12 @@ def _register_check(sub: argparse._SubParsersAction) -> None:
             "anything is bad."
         ),
     )
-    check.add_argument("root", help="dataset root (VOCdevkit/VOC2012, SBD dataset/, or a folder)")
+    check.add_argument(
+        "root", help="dataset root (VOCdevkit/VOC2012, SBD dataset/, CamVid/, or a folder)"
+    )
     check.add_argument(
         "--format",
-        choices=("voc", "sbd", "folder"),
+        choices=("voc", "sbd", "folder", "camvid"),
         default=None,
         help="dataset layout (default: detected from the directories)",
     )

@@ -64,6 +64,12 @@ def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean"
             f"{fcn_source} expects {fconv.name} input but {deconvnet_source} expects {dconv.name}; "
             "both members must take the same normalised image"
         )
+    fscale, dscale = float(getattr(fcn, "input_scale", 1.0)), float(getattr(deconvnet, "input_scale", 1.0))
+    if fscale != dscale:
+        raise CheckpointError(
+            f"{fcn_source} runs at input scale {fscale:g} but {deconvnet_source} at {dscale:g}; "
+            "both members must see the same image"
+        )
     fnames, dnames = getattr(fcn, "class_names", None), getattr(deconvnet, "class_names", None)
     if fnames and dnames and list(fnames) != list(dnames):
         raise CheckpointError(f"{fcn_source} and {deconvnet_source} have different class names")
@@ -89,6 +95,8 @@ def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean"
     if fconv is not None:
         model.input_convention = fconv
     model.class_names = list(fnames or dnames) if (fnames or dnames) else None
+    model.class_colors = getattr(fcn, "class_colors", None) or getattr(deconvnet, "class_colors", None)
+    model.input_scale = fscale
     return model.eval()
 
 

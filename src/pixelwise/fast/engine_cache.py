@@ -62,6 +62,9 @@ def engine_key(model: nn.Module, *, engine: str, exporter: str, side: int) -> st
     """Return the cache key of ``model``'s graph for ``engine`` exported by ``exporter`` at ``side``."""
     settings = {"format": CACHE_FORMAT, "weights": weights_digest(model),
                 "spec": getattr(model, "pixelwise_spec", None), "class": type(model).__name__,
+                # the graph's metadata holds these: a checkpoint that differs only in them gets its own entry
+                "names": getattr(model, "class_names", None), "colors": getattr(model, "class_colors", None),
+                "scale": float(getattr(model, "input_scale", 1.0)),
                 "engine": engine, "exporter": exporter, "side": side, **_versions()}
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]

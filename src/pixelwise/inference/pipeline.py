@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from pixelwise.data.transforms import rescale_image
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.aggregate import AGGREGATIONS, PAD_COLOURS, deconvnet_on_boxes, pad_fill
 from pixelwise.inference.boxes import as_boxes, prepare_boxes
@@ -151,18 +153,20 @@ def _generator_options(options: ProposalOptions) -> dict:
     return kwargs
 
 
-def proposal_boxes(image: np.ndarray, options: ProposalOptions) -> tuple[np.ndarray | None, str | None]:
+def proposal_boxes(image: np.ndarray, options: ProposalOptions,
+                   scale: float = 1.0) -> tuple[np.ndarray | None, str | None]:
     """Return the boxes DeconvNet runs on for ``image`` (``(H, W, 3)`` uint8): ``(K, 4)`` int64,
     best first, after the box rules; and their source (the method, or ``given``). ``(None, None)``
-    when the options ask for no proposals."""
+    when the options ask for no proposals. ``image`` is the picture at the model's input
+    ``scale``: given boxes (in the original image's pixels) are scaled to it."""
     if not options.enabled:
         return None, None
     if options.method is not None:
         raw = generate_proposals(image, options.method, **_generator_options(options))
-    elif isinstance(options.boxes, tuple):
-        raw = as_boxes(*options.boxes)
     else:
-        raw = as_boxes(options.boxes)
+        raw = as_boxes(*options.boxes) if isinstance(options.boxes, tuple) else as_boxes(options.boxes)
+        if scale != 1.0:
+            raw = (raw[0] * np.float32(scale), raw[1])
     boxes, _ = prepare_boxes(*raw, image_hw=image.shape[:2], **options.box_rules())
     return boxes, options.method if options.method is not None else "given"
 
@@ -254,10 +258,14 @@ def segment(
     image = check_image(image)
     kind = model_kind(model)
     check_options(kind, proposals, post)
-    x = image_tensor(image, model)
-    boxes, method = proposal_boxes(image, proposals)
+    scale = float(getattr(model, "input_scale", 1.0))
+    work = rescale_image(image, scale)  # the resolution the model was trained at
+    x = image_tensor(work, model)
+    boxes, method = proposal_boxes(work, proposals, scale)
     scorer = ViewScorer(model, kind, dense.dense_kwargs(progress), proposals, post)
     probs = augmented_probs(scorer, x, boxes, scales=dense.scales, tta=dense.tta)
+    if probs.shape[-2:] != image.shape[:2]:
+        probs = F.interpolate(probs[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)[0]
     result = probs.float().cpu().numpy()
     if post.crf:
         from pixelwise.inference.crf import dense_crf
@@ -269,7 +277,7 @@ def segment(
                 "model_kind": kind,
                 "proposals": method,
                 "boxes": None if boxes is None else int(len(boxes)),
-                "box_list": None if boxes is None else boxes.tolist(),
+                "box_list": None if boxes is None else (boxes / scale).tolist(),  # in image pixels
                 "coverage": None if not scorer.coverage else float(np.mean(scorer.coverage)),
                 "views": dense.views,
                 "crf": bool(post.crf),

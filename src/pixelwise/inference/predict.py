@@ -35,6 +35,14 @@ def input_convention(model: nn.Module) -> InputConvention:
     return getattr(model, "input_convention", None) or CAFFE_BGR
 
 
+def model_palette(model: nn.Module) -> np.ndarray:
+    """Return the ``(256, 3)`` uint8 colour of every label for ``model``: its classes' own colours
+    (the card's ``class_colors``, a CamVid checkpoint's, say), VOC colours for the other labels."""
+    from pixelwise.data.palette import palette_table
+
+    return palette_table(getattr(model, "class_colors", None))
+
+
 def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
     """Return ``image`` as an ``(H, W, 3)`` uint8 RGB array or raise a clear :class:`PixelwiseError`."""
     arr = np.asarray(image)

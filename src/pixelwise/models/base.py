@@ -66,12 +66,33 @@ class ModelCard:
 
     ``spec``: :func:`pixelwise.create_model`'s name and arguments (None for a model built
     directly); ``input_convention``: how images are normalised for it (None: not known);
-    ``class_names``: one name per class, or None.
+    ``class_names``: one name per class, or None; ``class_colors``: one ``[r, g, b]`` per class
+    (the dataset's own colours, e.g. CamVid's), or None for the VOC colours; ``input_scale``: the
+    factor images are resized by before the network sees them (the resolution the model was
+    trained at, e.g. 0.5 for CamVid halved to 180x240); inference resizes its scores back, so
+    outputs always have the input image's size.
     """
 
     spec: dict | None = None
     input_convention: InputConvention | None = CAFFE_BGR
     class_names: list[str] | None = None
+    class_colors: list[list[int]] | None = None
+    input_scale: float = 1.0
+
+
+def check_input_scale(scale: float) -> float:
+    """Return ``scale`` as a float; a one-line :class:`PixelwiseError` unless ``0 < scale <= 4``."""
+    value = float(scale)
+    if not 0.0 < value <= 4.0:
+        raise PixelwiseError(f"input scale must be in (0, 4], got {scale!r}")
+    return value
+
+
+def colors_list(colors) -> list[list[int]] | None:
+    """Return class colours (an ``(n, 3)`` array or nested list) as ``[[r, g, b], ...]`` ints, or None."""
+    if colors is None:
+        return None
+    return [[int(c) for c in row] for row in colors]
 
 
 def model_family(model: object) -> str:
@@ -118,6 +139,24 @@ class ModelInterface:
     @class_names.setter
     def class_names(self, names: list[str] | None) -> None:
         self.card = replace(self.card, class_names=names)
+
+    @property
+    def class_colors(self) -> list[list[int]] | None:
+        """The card's class colours (``[r, g, b]`` per class; None: the VOC colours)."""
+        return self.card.class_colors
+
+    @class_colors.setter
+    def class_colors(self, colors: list[list[int]] | None) -> None:
+        self.card = replace(self.card, class_colors=colors_list(colors))
+
+    @property
+    def input_scale(self) -> float:
+        """The card's input scale: images are resized by it before the network runs."""
+        return self.card.input_scale
+
+    @input_scale.setter
+    def input_scale(self, scale: float) -> None:
+        self.card = replace(self.card, input_scale=check_input_scale(scale))
 
     @property
     def size_rule(self) -> SizeRule:

@@ -246,10 +246,10 @@ class _Requests:
             name = inference.upload_name(path)
             shown = seg.boxes if boxes_on else None
             scale = inference.display_scale(image.shape)
-            views = (inference.render_overlay(image, seg.mask, opacity, shown, scale),
-                     inference.colour_mask(seg.mask, scale))
-            rows = inference.legend_rows(seg.mask, seg.class_names)
-            mask_file = inference.save_mask_png(seg.mask, self.workdir, name)
+            views = (inference.render_overlay(image, seg.mask, opacity, shown, scale, seg.palette),
+                     inference.colour_mask(seg.mask, scale, seg.palette))
+            rows = inference.legend_rows(seg.mask, seg.class_names, seg.palette)
+            mask_file = inference.save_mask_png(seg.mask, self.workdir, name, seg.palette)
         except PixelwiseError as exc:
             return self.failure(str(exc))
         except Exception as exc:  # never a traceback in the page; the log has it
@@ -258,7 +258,7 @@ class _Requests:
         total = time.perf_counter() - start
         found = ", ".join(f"{r['name']} {100 * r['share']:.1f} %" for r in rows)
         message = f"{name}: segmented in {seg.seconds:.2f} s: {found}"
-        kept = {"image": image, "mask": seg.mask, "boxes": seg.boxes}
+        kept = {"image": image, "mask": seg.mask, "boxes": seg.boxes, "palette": seg.palette}
         return (*views, inference.legend_html(rows), inference.summary_markdown(entry, seg, total), str(mask_file),
                 message, kept)
 
@@ -267,7 +267,7 @@ class _Requests:
             return self.gr.update()
         image = kept["image"]
         return inference.render_overlay(image, kept["mask"], opacity, kept["boxes"] if boxes_on else None,
-                                        inference.display_scale(image.shape))
+                                        inference.display_scale(image.shape), kept.get("palette"))
 
     def preview(self, path):
         """Show an upload as soon as it arrives; a bad one is refused (and removed) at once."""

@@ -75,6 +75,7 @@ class Segmentation:
     boxes: np.ndarray | None
     seconds: float
     info: dict = field(default_factory=dict)
+    palette: np.ndarray | None = None  # (256, 3) uint8 label colours: the model's classes' (None: VOC)
 
 
 # -- the upload -----------------------------------------------------------------------------------
@@ -161,6 +162,7 @@ def segment_image(entry: ServedModel, image: np.ndarray, options: ServeOptions |
     """Segment ``image`` (``(H, W, 3)`` uint8 RGB) with ``entry``'s model through
     :func:`pixelwise.inference.segment`; returns the mask, the boxes used and the time taken."""
     from pixelwise.inference.pipeline import segment
+    from pixelwise.inference.predict import model_palette
 
     options = options or ServeOptions()
     if options.crf:
@@ -178,7 +180,8 @@ def segment_image(entry: ServedModel, image: np.ndarray, options: ServeOptions |
     if len(names) < probs.shape[0]:
         names += [f"class_{i}" for i in range(len(names), probs.shape[0])]
     boxes = None if info.get("box_list") is None else np.asarray(info["box_list"], dtype=np.int64).reshape(-1, 4)
-    return Segmentation(image=image, mask=mask, class_names=names, boxes=boxes, seconds=float(seconds), info=info)
+    return Segmentation(image=image, mask=mask, class_names=names, boxes=boxes, seconds=float(seconds), info=info,
+                        palette=model_palette(entry.model))
 
 
 # -- views ----------------------------------------------------------------------------------------
@@ -201,16 +204,16 @@ def _enlarge(array: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)
 
 
-def colour_mask(mask: np.ndarray, scale: int = 1) -> np.ndarray:
-    """Return the ``(H, W, 3)`` colour image of a label mask (VOC colours, as ``pixelwise predict``),
-    enlarged ``scale`` times (nearest neighbour)."""
+def colour_mask(mask: np.ndarray, scale: int = 1, palette: np.ndarray | None = None) -> np.ndarray:
+    """Return the ``(H, W, 3)`` colour image of a label mask (``palette`` colours, default VOC's, as
+    ``pixelwise predict``), enlarged ``scale`` times (nearest neighbour)."""
     from pixelwise.data.palette import colorize
 
-    return colorize(_enlarge(np.asarray(mask), scale))
+    return colorize(_enlarge(np.asarray(mask), scale), palette)
 
 
 def render_overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
-                   boxes: np.ndarray | None = None, scale: int = 1) -> np.ndarray:
+                   boxes: np.ndarray | None = None, scale: int = 1, palette: np.ndarray | None = None) -> np.ndarray:
     """Return the image with labelled pixels tinted by class colour at opacity ``alpha`` (0..1; the
     overlay of ``pixelwise predict``), enlarged ``scale`` times (nearest neighbour), with the proposal
     ``boxes`` (image pixels) outlined when given."""
@@ -219,7 +222,7 @@ def render_overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
     from pixelwise.data.palette import overlay
 
     alpha = min(max(float(alpha), 0.0), 1.0)
-    out = overlay(_enlarge(np.asarray(image), scale), _enlarge(np.asarray(mask), scale), alpha)
+    out = overlay(_enlarge(np.asarray(image), scale), _enlarge(np.asarray(mask), scale), alpha, palette)
     if boxes is None or len(boxes) == 0:
         return out
     height, width = out.shape[:2]
@@ -235,7 +238,7 @@ def render_overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
     return np.asarray(pil)
 
 
-def legend_rows(mask: np.ndarray, class_names: list[str]) -> list[dict]:
+def legend_rows(mask: np.ndarray, class_names: list[str], palette: np.ndarray | None = None) -> list[dict]:
     """Classes present in ``mask``, largest first: index, name, pixels, share (0..1) and colour
     (``#rrggbb``); the class summary of ``pixelwise predict``'s JSON plus the colour."""
     from pixelwise.cli.predict import class_summary
@@ -244,7 +247,7 @@ def legend_rows(mask: np.ndarray, class_names: list[str]) -> list[dict]:
     names = list(class_names)
     top = int(mask.max()) if mask.size else 0
     names += [f"class_{i}" for i in range(len(names), top + 1)]
-    palette = voc_palette(256)
+    palette = voc_palette(256) if palette is None else palette
     rows = class_summary(mask, names)
     for row in rows:
         r, g, b = (int(v) for v in palette[row["index"]])
@@ -301,8 +304,10 @@ def safe_stem(name: str) -> str:
     return stem[:80]
 
 
-def save_mask_png(mask: np.ndarray, folder: str | Path, name: str = "image") -> Path:
-    """Write ``mask`` as an index PNG (palette PNG, pixel value = class index, VOC colours) named
+def save_mask_png(mask: np.ndarray, folder: str | Path, name: str = "image",
+                  palette: np.ndarray | None = None) -> Path:
+    """Write ``mask`` as an index PNG (palette PNG, pixel value = class index, ``palette`` colours,
+    default VOC's) named
     ``<stem>_mask.png`` into a new sub-folder of ``folder``, atomically; return its path."""
     import tempfile
 
@@ -314,5 +319,5 @@ def save_mask_png(mask: np.ndarray, folder: str | Path, name: str = "image") -> 
     folder.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="mask-", dir=folder)) / f"{safe_stem(name)}_mask.png"
     with atomic_file(target) as tmp:
-        write_mask(tmp, mask, voc_palette(256))  # always PNG, whatever the temporary name
+        write_mask(tmp, mask, voc_palette(256) if palette is None else palette)  # always PNG, whatever the temporary name
     return target

@@ -122,7 +122,7 @@ class TrainConfig:
     backbone_weights: str | None = _f(None, "ImageNet VGG16 weights for the backbone (torchvision .pth or Caffe "
                                       ".caffemodel); they set the input convention")
     # -- data -----------------------------------------------------------------------------------
-    dataset: str = _f("synthetic", "dataset: synthetic, voc, sbd, sbd_voc_train, folder")
+    dataset: str = _f("synthetic", "dataset: synthetic, voc, sbd, sbd_voc_train, folder, camvid")
     data_root: str | None = _f(None, "dataset root folder (not needed for synthetic)")
     data_options: dict = _f({}, "extra dataset options, e.g. size=64 sbd_root=... (CLI: --data KEY=VALUE)",
                             cli=False)
@@ -135,6 +135,9 @@ class TrainConfig:
                          choices=("caffe_bgr", "torchvision_rgb"))
     sampling: str = _f("whole", "training samples: whole images, DeconvNet stage-1 'objects' or stage-2 "
                        "'proposals' crops", choices=SAMPLINGS)
+    input_scale: float = _f(1.0, "resize every image by this factor before the network sees it, in training and "
+                            "in inference (e.g. 0.5: CamVid's 360x480 trained at 180x240); scores are resized back and "
+                            "judged at full size; checkpoints record it, so predict, eval, compare and serve apply it")
     crop_size: int | None = _f(None, "random crop side (whole) or crop side (objects/proposals; paper 224)")
     scale_range: list[float] | None = _f(None, "random rescale range MIN,MAX before cropping (default: none)")
     hflip: bool = _f(False, "random horizontal flips for whole-image sampling")
@@ -250,6 +253,8 @@ class TrainConfig:
                      "workers"):
             if getattr(self, name) < 0:
                 raise PixelwiseError(f"{source}: {name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.input_scale <= 4:
+            raise PixelwiseError(f"{source}: input_scale must be in (0, 4], got {self.input_scale}")
         if self.deep_supervision < 0:
             raise PixelwiseError(f"{source}: deep_supervision must be >= 0, got {self.deep_supervision}")
         if not self.focal_gamma >= 0 or not self.focal_gamma < float("inf"):

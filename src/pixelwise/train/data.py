@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Sampler
 from pixelwise.convention import InputConvention
 from pixelwise.data import build_dataset
 from pixelwise.data.dataset import EXTRA_KEYS, SegmentationDataset
-from pixelwise.data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomScale
+from pixelwise.data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomScale, Rescale
 from pixelwise.errors import DataError
 from pixelwise.train.config import TrainConfig
 from pixelwise.train.deconvnet_sampling import ObjectCrop, ProposalCrop
@@ -35,6 +35,7 @@ class SubsetView:
         self.num_classes = base.num_classes
         self.class_names = list(base.class_names)
         self.names = list(base.names)[: self.length]
+        self.palette = getattr(base, "palette", None)  # the dataset's class colours, when it has them
 
     def __len__(self) -> int:
         return self.length
@@ -123,13 +124,25 @@ def base_dataset(cfg: TrainConfig, split: str, limit: int | None) -> Any:
 
 
 def train_transform(cfg: TrainConfig):
-    """Return the paired transform of the config's sampling mode (None: whole images as they are)."""
+    """Return the paired transform of the config's sampling mode (None: whole images as they are),
+    after a resize to the config's ``input_scale`` when it is not 1."""
+    steps = [Rescale(cfg.input_scale)] if cfg.input_scale != 1.0 else []
     if cfg.sampling == "objects":
-        return ObjectCrop(cfg.crop_size, cfg.object_resize, tuple(cfg.object_enlarge),
-                          min_side=cfg.object_min_side, pad=cfg.crop_pad)
-    if cfg.sampling == "proposals":
-        return ProposalCrop(cfg.crop_size, cfg.object_resize, tuple(cfg.object_enlarge),
-                            iou_range=tuple(cfg.proposal_iou), min_side=cfg.object_min_side, pad=cfg.crop_pad)
+        steps.append(ObjectCrop(cfg.crop_size, cfg.object_resize, tuple(cfg.object_enlarge),
+                                min_side=cfg.object_min_side, pad=cfg.crop_pad))
+    elif cfg.sampling == "proposals":
+        steps.append(ProposalCrop(cfg.crop_size, cfg.object_resize, tuple(cfg.object_enlarge),
+                                  iou_range=tuple(cfg.proposal_iou), min_side=cfg.object_min_side,
+                                  pad=cfg.crop_pad))
+    else:
+        steps += _whole_image_steps(cfg)
+    if len(steps) == 1 and cfg.sampling != "whole":
+        return steps[0]
+    return Compose(steps) if steps else None
+
+
+def _whole_image_steps(cfg: TrainConfig) -> list:
+    """The random rescale, crop and flip of whole-image sampling, as the config sets them."""
     steps = []
     if cfg.scale_range:
         steps.append(RandomScale(*cfg.scale_range))
@@ -137,7 +150,7 @@ def train_transform(cfg: TrainConfig):
         steps.append(RandomCrop(cfg.crop_size, mask_fill=cfg.ignore_index))
     if cfg.hflip:
         steps.append(RandomHorizontalFlip())
-    return Compose(steps) if steps else None
+    return steps
 
 
 def train_dataset(cfg: TrainConfig) -> SegmentationDataset:
@@ -152,7 +165,9 @@ def val_dataset(cfg: TrainConfig, split: str | None = None, limit: int | None = 
     normalised with ``convention`` (default: the config's; a checkpoint's model brings its own)."""
     split = cfg.val_split if split is None else split
     base = base_dataset(cfg, split, cfg.val_limit if limit is None else limit)
-    return SegmentationDataset(base, None, convention or cfg.convention, cfg.seed, return_extras=True)
+    # at an input scale, only the image shrinks: the upsampled scores are judged on the full-size labels
+    resize = Rescale(cfg.input_scale, labels=False) if cfg.input_scale != 1.0 else None
+    return SegmentationDataset(base, resize, convention or cfg.convention, cfg.seed, return_extras=True)
 
 
 def pad_collate(batch: list[tuple]) -> tuple:
@@ -160,20 +175,21 @@ def pad_collate(batch: list[tuple]) -> tuple:
     normalisation) at the bottom/right to the largest size, masks and size maps padded with 255.
     Returns ``(images (N, 3, H, W), masks (N, H, W), extras)``; ``extras["sizes"]`` holds the
     original ``(h, w)`` of each image."""
-    h = max(item[0].shape[-2] for item in batch)
-    w = max(item[0].shape[-1] for item in batch)
-
-    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
+    def pad(t: torch.Tensor, value: float, like: int) -> torch.Tensor:
+        # to the largest size of element ``like`` in the batch (images are smaller than their
+        # masks when the model runs at an input scale below 1)
+        h = max(item[like].shape[-2] for item in batch)
+        w = max(item[like].shape[-1] for item in batch)
         return F.pad(t, (0, w - t.shape[-1], 0, h - t.shape[-2]), value=value)
 
-    images = torch.stack([pad(item[0], 0.0) for item in batch])
-    masks = torch.stack([pad(item[1], 255) for item in batch])
+    images = torch.stack([pad(item[0], 0.0, 0) for item in batch])
+    masks = torch.stack([pad(item[1], 255, 1) for item in batch])
     extras: dict[str, Any] = {"name": [item[2].get("name") for item in batch],
                               "sizes": [tuple(item[0].shape[-2:]) for item in batch]}
     for key in EXTRA_KEYS:
         values = [item[2].get(key) for item in batch]
         if all(v is not None for v in values) and key in ("size_map",):
-            extras[key] = torch.stack([pad(v, 255) for v in values])
+            extras[key] = torch.stack([pad(v, 255, 1) for v in values])
     return images, masks, extras
 
 

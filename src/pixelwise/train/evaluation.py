@@ -129,7 +129,7 @@ def run_eval(
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, source=str(checkpoint)).eval().to(info.device)
     cfg = eval_config(ckpt, dataset=dataset, data_root=data_root, data_options=data_options, split=split,
-                      limit=limit)
+                      limit=limit).replace(input_scale=model.input_scale)  # the model's own, whatever trained it
     ds = tdata.val_dataset(cfg, convention=model.input_convention)  # the weights decide the normalisation
     num_classes = int(ckpt["model_spec"]["num_classes"])
     if ds.num_classes > num_classes:
@@ -155,6 +155,7 @@ def run_eval(
         "mode": mode,
         **(proposal_record(proposals) if mode == "proposals" else {}),
         "resize": resize,
+        "input_scale": model.input_scale,
         "class_names": list(class_names),
         "world_size": info.world_size,
     })

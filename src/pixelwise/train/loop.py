@@ -210,7 +210,8 @@ def evaluate(
     ``loader`` yields ``(images (N, 3, H, W), masks (N, H, W))`` or ``(images, masks, extras)``
     (``extras["size_map"]`` (N, H, W) enables the size-bucket scores). The confusion matrices are
     summed over processes under ``torch.distributed``, so every process returns the metrics of the
-    whole data set. ``resize``: see :func:`whole_image_forward`. Returns
+    whole data set. ``resize``: see :func:`whole_image_forward`. Images smaller than their masks
+    (a model run at an input scale) have their scores resized to the masks' size. Returns
     :meth:`pixelwise.metrics.ConfusionMatrix.compute` plus ``confusion``
     (C x C list), ``images``, ``seconds`` and, when size maps were given, ``size_buckets``.
     """
@@ -226,6 +227,8 @@ def evaluate(
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
             logits = whole_image_forward(model, images, resize)
+        if logits.shape[-2:] != masks.shape[-2:]:  # a model at an input scale: scored at full size
+            logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
         size_map = extras["size_map"].to(device) if "size_map" in extras else None
         evaluator.add(logits.argmax(1), masks, size_map=size_map, images=images.shape[0],
                       seconds=time.perf_counter() - start)

@@ -20,6 +20,9 @@ All three paper recipes use ``caffe_sgd``, Caffe's own SGD arithmetic (see :mod:
 - ``demo``: the small CPU settings of ``pixelwise demo`` and ``pixelwise reproduce`` on the built-in
   world (not paper-exact): fine-tuning with SGD as the papers do, but at width 1/8, on 96-pixel
   proposals, with deep supervision for DeconvNet.
+- ``camvid``: CamVid road scenes from scratch on a CPU (not paper-exact): Adam, poly, 160-px crops of the
+  images at half resolution (``input_scale`` 0.5; scored at full resolution), median-frequency class
+  weights (as SegNet's CamVid comparison trains), width 1/4, DeconvNet on whole-image crops.
 
 Precedence: dataclass defaults < recipe < YAML < flags. ``schedule_scale`` multiplies the steps,
 lr steps and warm-up that the user did not set explicitly.
@@ -104,6 +107,23 @@ RECIPES: dict[str, Recipe] = {
             per_sampling={
                 "objects": dict(steps=600, bn_recalib_batches=0),
                 "proposals": dict(steps=300, bn_recalib_batches=20, proposal_iou=[0.01, 0.7]),
+            },
+        ),
+        Recipe(
+            "camvid",
+            "CamVid road scenes from scratch on a CPU (not paper-exact): Adam lr 1e-3, poly, 8 crops of 160 px per "
+            "step from the images halved to 180x240 (input_scale 0.5, scored at 360x480), flips, median-frequency "
+            "class weights as SegNet's CamVid table, width 1/4, pad-free FCN without dropout, fc6 5x5 / "
+            "160-px DeconvNet on the whole image with deep supervision and BN statistics",
+            dict(optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=5e-4, bias_lr_mult=1.0, bias_decay=False,
+                 loss_reduction="mean", ignore_index=255, width=0.25, batch_size=8, iter_size=1, steps=800,
+                 lr_policy="poly", poly_power=0.9, warmup_steps=20, input_scale=0.5, crop_size=160, hflip=True,
+                 class_weights="median-freq", cache_data=True, eval_batch_size=8, convention="torchvision_rgb",
+                 channels_last=True, sampling="whole"),
+            per_model={
+                **{name: dict(model_options={"pad100": False, "dropout": 0.0, "fc6_kernel": 5})
+                   for name in FCN_MODELS},
+                "deconvnet": dict(model_options={"input_size": 160}, deep_supervision=1.0, bn_recalib_batches=20),
             },
         ),
     )

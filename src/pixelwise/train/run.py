@@ -91,6 +91,8 @@ def build_run(cfg: TrainConfig, *, resume: dict | None = None, resume_source: st
     val_loader = None if val_ds is None else tdata.eval_loader(
         val_ds, cfg.eval_batch_size, rank=dist.rank, world_size=dist.world_size, workers=cfg.workers)
     model, copied = _initialised_model(cfg, num_classes, dist.device, fresh=resume is None)
+    model.input_scale = cfg.input_scale  # the checkpoints record how images are prepared for it
+    model.class_colors = train_ds.base.palette
     optimizer, scheduler, scaler = _optimisation(cfg, model, dist.device)
     log = TensorBoardRunLog(Path(cfg.out) / "log.jsonl", enabled=dist.is_main, tensorboard=cfg.tensorboard)
     progress = _start_or_restore(cfg, dist, log, resume, resume_source, model=model, optimizer=optimizer,

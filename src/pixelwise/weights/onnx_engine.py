@@ -70,6 +70,8 @@ class OnnxModel:
         conv = json.loads(meta["input_convention"]) if "input_convention" in meta else None
         self.input_convention: InputConvention = get_convention(conv) if conv else CAFFE_BGR
         self.class_names: list[str] | None = json.loads(meta.get("class_names", "null"))
+        self.class_colors: list[list[int]] | None = json.loads(meta.get("class_colors", "null"))
+        self.input_scale: float = float(meta.get("input_scale") or 1.0)
         spec = json.loads(meta.get("model_spec", "null"))
         self.pixelwise_spec: dict | None = spec
         num = meta.get("num_classes") or (spec or {}).get("num_classes")

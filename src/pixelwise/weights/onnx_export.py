@@ -214,6 +214,8 @@ def _metadata(model: nn.Module, convention: InputConvention, class_names, input_
         f"{META_PREFIX}model_spec": json.dumps(spec) if spec is not None else "null",
         f"{META_PREFIX}input_convention": json.dumps(convention.to_dict()),
         f"{META_PREFIX}class_names": json.dumps(list(class_names) if class_names is not None else None),
+        f"{META_PREFIX}class_colors": json.dumps(getattr(model, "class_colors", None)),
+        f"{META_PREFIX}input_scale": repr(float(getattr(model, "input_scale", 1.0))),
         f"{META_PREFIX}num_classes": str(getattr(model, "num_classes", "")),
         f"{META_PREFIX}input_sizes": input_sizes,
         f"{META_PREFIX}version": __version__,
