@@ -60,6 +60,7 @@ from pixelwise.data.instances import (
 )
 from pixelwise.data.palette import IGNORE_INDEX
 from pixelwise.errors import DataError
+from pixelwise.metrics import boundary_band
 
 SHAPES = (
     "disc",
@@ -202,23 +203,6 @@ def _blob(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     noise = np.asarray(Image.fromarray(coarse).resize((x1 - x0, y1 - y0), Image.BILINEAR), np.float32) / 255.0
     out[y0:y1, x0:x1] = (ys * ys + xs * xs) <= 0.55 + 0.6 * noise
     return out
-
-
-def _class_edges(mask: np.ndarray, width: int) -> np.ndarray:
-    """Return the ``(H, W)`` bool band of ``width`` pixels on each side of every class boundary
-    in the ``(H, W)`` label map ``mask`` (``width`` >= 1)."""
-    change_x = mask[:, 1:] != mask[:, :-1]
-    change_y = mask[1:, :] != mask[:-1, :]
-    edge = np.zeros(mask.shape, dtype=bool)
-    edge[:, 1:] |= change_x
-    edge[:, :-1] |= change_x
-    edge[1:, :] |= change_y
-    edge[:-1, :] |= change_y
-    if width > 1:
-        from scipy import ndimage  # lazily: `predict` imports this module but never draws a world
-
-        edge = ndimage.binary_dilation(edge, iterations=width - 1)
-    return edge
 
 
 class SyntheticShapes:
@@ -411,7 +395,7 @@ class SyntheticShapes:
             inst, mask, areas=areas, small=self.small_fraction, large=self.large_fraction
         )
         if self.ignore_border > 0:
-            band = _class_edges(mask, self.ignore_border)
+            band = boundary_band(mask, self.ignore_border)
             mask[band] = IGNORE_INDEX
             size_map[band] = IGNORE_INDEX
         sample = {

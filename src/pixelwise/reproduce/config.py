@@ -8,6 +8,8 @@ from pixelwise.pretrain import PretrainConfig
 
 # the models reproduce trains, and their names in tables
 FCN_MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
+MODELS = (*FCN_MODELS, "deconvnet")
+"""The trained models (``--models`` takes these names; a model brings the stages it starts from)."""
 DISPLAY = {
     "fcn32s": "FCN-32s",
     "fcn16s": "FCN-16s",
@@ -67,6 +69,16 @@ class ReproduceConfig:
     grid_indices: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     progress: bool = True
     threads: int = 0  # CPU threads for training (0 = the trainer's default: cores / processes)
+    # real data (CamVid): where models are scored, at which resolution they run, what is trained
+    eval_split: str | None = None  # None: val_split (the synthetic world); CamVid: test
+    select_on_val: bool = False  # validate during training on val_split and keep each stage's best.pt
+    input_scale: float = 1.0  # images resized by this for the networks; scores resized back and judged at full size
+    crop_size: int | None = None  # whole-image training crops (None: the recipe's)
+    deconv_sampling: str = "proposals"  # DeconvNet: "proposals" (objects, then proposals) or "whole" (image crops)
+    steps_deconv_whole: int = 800  # DeconvNet steps with deconv_sampling="whole"
+    models: list[str] | None = None  # the models to train (None: all of MODELS)
+    boundary: bool = False  # also score the boundary F1 (BF), CamVid's fourth metric
+    crf_models: list[str] | None = None  # the models also scored after the dense CRF (None: every one)
 
     def to_dict(self) -> dict:
         """Return the settings as a plain dict (saved in results.json)."""
@@ -86,6 +98,31 @@ class ReproduceConfig:
                               batch_size=self.pretrain_batch, crop_size=self.input_size, width=self.width,
                               **({} if self.min_channels is None else {"min_channels": self.min_channels}),
                               steps=self.pretrain_steps, progress=self.progress, threads=self.threads)
+
+    @classmethod
+    def camvid(cls, **changes) -> "ReproduceConfig":
+        """CamVid on a 2-core CPU: every model from scratch with the ``camvid`` recipe at width 1/4 on the
+        images halved (scored on the 233 test images at 360x480, with BF), FCN-32s -> 16s -> 8s, DeconvNet
+        on whole-image crops, best stage checkpoints picked on the 101 val images."""
+        base = dict(
+            dataset="camvid", data_options={}, train_split="train", val_split="val", eval_split="test",
+            val_limit=None, select_on_val=True, recipe="camvid", width=0.25, input_scale=0.5, input_size=160,
+            crop_size=160, steps_32s=800, steps_16s=400, steps_8s=400, steps_atonce=1600,
+            deconv_sampling="whole", steps_deconv_whole=800, deep_supervision=1.0, bn_batches=20,
+            proposals="none", boundary=True, models=["fcn32s", "fcn16s", "fcn8s", "deconvnet"],
+            crf_models=["fcn8s", "deconvnet", "edeconvnet_mean"], grid_indices=[0, 40, 80, 120, 160, 200],
+        )
+        base.update(changes)
+        return cls(**base)
+
+    @classmethod
+    def quick_camvid(cls, **changes) -> "ReproduceConfig":
+        """:meth:`camvid` with a few steps of tiny models on 32-px crops (seconds, for tests on a fixture)."""
+        base = dict(val_limit=4, seeds=[0], width=0.03125, min_channels=4, input_size=32, crop_size=32,
+                    steps_32s=2, steps_16s=2, steps_8s=2, steps_atonce=2, steps_deconv_whole=2, bn_batches=2,
+                    fcn_batch=2, deconv_batch=2, grid_indices=[0, 1], progress=False)
+        base.update(changes)
+        return cls.camvid(**base)
 
     @classmethod
     def quick(cls, **changes) -> "ReproduceConfig":

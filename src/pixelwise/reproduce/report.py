@@ -135,13 +135,14 @@ def _small(models: dict, key: str, metric: str = "mean_iu") -> float:
     return sizes["small"].get(metric, float("nan")) if sizes else float("nan")
 
 
-def claim_checks(by_seed: dict) -> list[dict]:
-    """Check the papers' orderings on every seed's results (``{seed: models}``). Returns one dict
-    per claim whose models were evaluated: ``claim``, ``margins`` (``{seed: IU points, ours minus
-    theirs}``), ``holds`` (``{seed: bool}``: a win needs more than half a point, a tie at most one
-    point either way) and ``verdict`` (holds on every seed / on some / on none)."""
+def claim_checks(by_seed: dict, claims: tuple | None = None) -> list[dict]:
+    """Check the papers' orderings (``claims``, default :data:`CLAIMS`) on every seed's results
+    (``{seed: models}``). Returns one dict per claim whose models were evaluated: ``claim``,
+    ``margins`` (``{seed: points, ours minus theirs}``), ``holds`` (``{seed: bool}``: a win needs
+    more than half a point, a tie at most one point either way) and ``verdict`` (holds on every
+    seed / on some / on none)."""
     out = []
-    for text, kind, margin in CLAIMS:
+    for text, kind, margin in CLAIMS if claims is None else claims:
         margins = {str(seed): 100 * margin(models) for seed, models in by_seed.items()}
         if any(math.isnan(v) for v in margins.values()):
             continue
@@ -168,18 +169,32 @@ def claims_table(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(results: dict, out: Path) -> None:
-    """Write every table (markdown), the comparison figure and report.md into ``out``."""
+def _deconvnet_setting(cfg: dict, results: dict) -> str:
+    """How DeconvNet was run, in words."""
+    if cfg["proposals"] == "none":
+        return f"DeconvNet ({cfg['input_size']}-px model) on the whole image"
+    return (f"DeconvNet on {cfg['input_size']}-px crops of `{cfg['proposals']}` proposals (top {cfg['top_k']}, "
+            f"{results['mean_boxes']:.1f} boxes per image on average)")
+
+
+def write_report(results: dict, out: Path, extra: list[tuple[str, str, str]] = ()) -> None:
+    """Write every table (markdown; ``extra`` ``(file, title, table)`` ones first), the comparison
+    figure and report.md into ``out``."""
     from pixelwise.viz.grids import comparison_grid
 
     models = results["models"]
-    tables = {
-        "fcn_table.md": ("FCN Table 2 (validation split)", fcn_table(models)),
+    cfg = results["config"]
+    split = cfg.get("eval_split") or cfg["val_split"]
+    tables = {fname: (title, table) for fname, title, table in extra}
+    tables.update({
+        "fcn_table.md": (f"FCN Table 2 ({split} split)", fcn_table(models)),
         "deconvnet_table.md": ("DeconvNet table: IU per class", deconvnet_table(models, results["class_names"])),
         "size_table.md": ("By object size (synthetic size buckets)", size_table(models)),
         "upper_bound.md": ("FCN Appendix A: upper bound from down/up-sampling the truth", upper_bound_table(results["upper_bound"])),
         "cost.md": ("Time and memory", cost_table(models)),
-    }
+    })
+    if not any(r.get("size_buckets") for r in models.values()):
+        del tables["size_table.md"]  # only the built-in world has object-size maps
     for fname, (title, table) in tables.items():
         (out / fname).write_text(f"## {title}\n\n{table}\n")
     grid = results["grid"]
@@ -187,9 +202,8 @@ def write_report(results: dict, out: Path) -> None:
         order = [k for k in ("fcn32s", "fcn16s", "fcn8s", "deconvnet", "edeconvnet_mean", "edeconvnet_release+crf")
                  if k in grid]
         columns = {"truth": grid["truth"], **{name_of(k): grid[k] for k in order}}
-        fig = comparison_grid(grid["image"], columns, results["class_names"])
+        fig = comparison_grid(grid["image"], columns, results["class_names"], results.get("palette"))
         fig.savefig(out / "comparison.png", bbox_inches="tight")
-    cfg = results["config"]
     secs = results["seconds"]
     seeds = ", ".join(str(s) for s in cfg["seeds"])
     train_min = ", ".join(f"seed {s} {r['seconds']['train'] / 60:.1f} min" for s, r in results["by_seed"].items())
@@ -197,11 +211,11 @@ def write_report(results: dict, out: Path) -> None:
         "# pixelwise reproduce",
         "",
         f"Dataset `{cfg['dataset']}` ({', '.join(f'{k}={v}' for k, v in cfg['data_options'].items()) or 'defaults'}), "
-        f"{results['num_images']} validation images, seeds {seeds}; width {cfg['width']} "
+        f"{results['num_images']} {split} images, seeds {seeds}; width {cfg['width']} "
         f"({'pad 100' if cfg['pad100'] else 'pad-free'} FCN), recipe `{cfg['recipe']}`, backbone "
-        f"`{results.get('backbone') or 'none (from scratch)'}`; DeconvNet on {cfg['input_size']}-px crops of "
-        f"`{cfg['proposals']}` proposals (top {cfg['top_k']}, {results['mean_boxes']:.1f} boxes per image on "
-        f"average), deep supervision {cfg['deep_supervision']:g}. Total {secs['total'] / 60:.1f} min (backbone "
+        f"`{results.get('backbone') or 'none (from scratch)'}`; {_deconvnet_setting(cfg, results)}, deep "
+        f"supervision {cfg['deep_supervision']:g}; networks run at {cfg.get('input_scale', 1.0):g}x the image "
+        f"size, scored at full size. Total {secs['total'] / 60:.1f} min (backbone "
         f"{secs['pretrain'] / 60:.1f} min; training {train_min}).",
         "",
         f"Tables: seed {cfg['seeds'][0]}. Claims: every seed, margins in IU points (ours minus theirs; a win needs "

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pixelwise.checkpoint import load_model
 from pixelwise.data import build_dataset
+from pixelwise.data.transforms import rescale_image
 from pixelwise.errors import PixelwiseError
 from pixelwise.evaluator import Evaluator
 from pixelwise.inference.boxes import prepare_boxes
@@ -29,7 +30,8 @@ from pixelwise.inference.predict import dense_logits, image_tensor
 from pixelwise.inference.proposals import generate_proposals
 from pixelwise.models.ensemble import combine_scores
 from pixelwise.models.flops import count_parameters
-from pixelwise.reproduce.config import FCN_MODELS, ReproduceConfig
+from pixelwise.reproduce.config import MODELS, ReproduceConfig
+from pixelwise.reproduce.camvid import camvid_checks, camvid_sections
 from pixelwise.reproduce.report import claim_checks, name_of, write_report
 from pixelwise.reproduce.upper_bound import upper_bound_miou
 from pixelwise.runtime import resolve_device
@@ -56,22 +58,38 @@ def training_plan(cfg: ReproduceConfig, backbone: str | None) -> list[Stage]:
     DeconvNet's two stages. Models that do not start from a previous stage start from ``backbone``."""
     start = {"backbone_weights": backbone} if backbone else {}
     fcn = dict(model_options={"pad100": cfg.pad100, "fc6_kernel": cfg.input_size // 32})
+    if cfg.crop_size:
+        fcn["crop_size"] = cfg.crop_size
     deconv = dict(model="deconvnet", model_options={"input_size": cfg.input_size}, crop_size=cfg.input_size,
                   deep_supervision=cfg.deep_supervision)
     if cfg.fcn_batch:
         fcn["batch_size"] = cfg.fcn_batch
     if cfg.deconv_batch:
         deconv["batch_size"] = cfg.deconv_batch
-    return [
-        Stage("fcn32s", dict(fcn, **start, model="fcn32s", steps=cfg.steps_32s)),
-        Stage("fcn16s", dict(fcn, model="fcn16s", steps=cfg.steps_16s), start_from="fcn32s"),
-        Stage("fcn8s", dict(fcn, model="fcn8s", steps=cfg.steps_8s), start_from="fcn16s"),
-        Stage("fcn8s_atonce", dict(fcn, **start, model="fcn8s_atonce", steps=cfg.steps_atonce)),
+    fcn_stages = [
+        Stage("fcn32s", dict(fcn, **start, **_selection(cfg, cfg.steps_32s), model="fcn32s")),
+        Stage("fcn16s", dict(fcn, **_selection(cfg, cfg.steps_16s), model="fcn16s"), start_from="fcn32s"),
+        Stage("fcn8s", dict(fcn, **_selection(cfg, cfg.steps_8s), model="fcn8s"), start_from="fcn16s"),
+        Stage("fcn8s_atonce", dict(fcn, **start, **_selection(cfg, cfg.steps_atonce), model="fcn8s_atonce")),
+    ]
+    if cfg.deconv_sampling == "whole":  # as SegNet's comparison trains it: crops of whole images, one stage
+        return fcn_stages + [
+            Stage("deconvnet", dict(deconv, **start, **_selection(cfg, cfg.steps_deconv_whole), sampling="whole",
+                                    crop_size=cfg.crop_size or cfg.input_size, bn_recalib_batches=cfg.bn_batches)),
+        ]
+    return fcn_stages + [
         Stage("deconvnet_objects", dict(deconv, **start, sampling="objects", steps=cfg.steps_objects,
                                         bn_recalib_batches=0)),
         Stage("deconvnet", dict(deconv, sampling="proposals", steps=cfg.steps_proposals,
                                 bn_recalib_batches=cfg.bn_batches), start_from="deconvnet_objects"),
     ]
+
+
+def _selection(cfg: ReproduceConfig, steps: int) -> dict:
+    """A stage's steps and, with ``select_on_val``, validation four times a run (best.pt is kept)."""
+    if not cfg.select_on_val:
+        return {"steps": steps}
+    return {"steps": steps, "val_split": cfg.val_split, "eval_every": max(1, steps // 4)}
 
 
 def shared_options(cfg: ReproduceConfig, seed: int) -> dict:
@@ -91,6 +109,8 @@ def shared_options(cfg: ReproduceConfig, seed: int) -> dict:
     }
     if cfg.min_channels is not None:
         shared["min_channels"] = cfg.min_channels
+    if cfg.input_scale != 1.0:
+        shared["input_scale"] = cfg.input_scale
     return shared
 
 
@@ -109,10 +129,17 @@ def train_all(cfg: ReproduceConfig, seed: int, root: Path, backbone: str | None,
     results = run_stages(stages, root, shared_options(cfg, seed), resume=resume, log=log)
     if any(r.status != "finished" for r in results.values()):
         raise PixelwiseError(f"training was interrupted; run the same command again to continue ({root})")
-    done = {name: {"checkpoint": r.out / "last.pt", "train_seconds": r.seconds} for name, r in results.items()}
+    done = {name: {"checkpoint": _chosen(cfg, r.out), "train_seconds": r.seconds} for name, r in results.items()}
     if "deconvnet" in done and "deconvnet_objects" in done:
         done["deconvnet"]["train_seconds"] += done["deconvnet_objects"]["train_seconds"]
     return done
+
+
+def _chosen(cfg: ReproduceConfig, run: Path) -> Path:
+    """The checkpoint a stage is scored with: its best on the validation split with ``select_on_val``,
+    else its last."""
+    best = run / "best.pt"
+    return best if cfg.select_on_val and best.is_file() else run / "last.pt"
 
 
 ENSEMBLES = ("edeconvnet_mean", "edeconvnet_release")
@@ -121,8 +148,21 @@ DeconvNet scores, 0 where no proposal is, times FCN-8s scores floored at 0)."""
 MEMBERS = {"edeconvnet_mean": ("fcn8s", "deconvnet"), "edeconvnet_release": ("fcn8s", "deconvnet")}
 
 
-def proposal_boxes(cfg: ReproduceConfig, image: np.ndarray) -> np.ndarray:
-    """Return the ``(K, 4)`` boxes DeconvNet runs on for ``image`` (the configured proposals)."""
+def evaluated_models(cfg: ReproduceConfig) -> tuple[str, ...]:
+    """The models scored: the trained ones (``cfg.models``, default all) and every ensemble whose
+    members are among them."""
+    trained = tuple(cfg.models or MODELS)
+    ensembles = tuple(e for e in ENSEMBLES if all(m in trained for m in MEMBERS[e]))
+    if cfg.proposals == "none":  # the release's product needs proposal coverage
+        ensembles = tuple(e for e in ensembles if e != "edeconvnet_release")
+    return (*trained, *ensembles)
+
+
+def proposal_boxes(cfg: ReproduceConfig, image: np.ndarray) -> np.ndarray | None:
+    """Return the ``(K, 4)`` boxes DeconvNet runs on for ``image`` (the configured proposals; None
+    with ``proposals="none"``: DeconvNet then runs on the whole image)."""
+    if cfg.proposals == "none":
+        return None
     raw = generate_proposals(image, cfg.proposals)
     boxes, _ = prepare_boxes(*raw, image_hw=image.shape[:2], min_box_frac=cfg.min_box_frac, top_k=cfg.top_k)
     return boxes
@@ -136,15 +176,19 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
     seconds: dict[str, float] = {}
     n_boxes = 0
     coverage = None
+    work = rescale_image(image, cfg.input_scale)  # the networks see the image at their input scale
     for name, model in models.items():
         t = time.perf_counter()
-        x = image_tensor(image, model)
+        x = image_tensor(work, model)
         if name == "deconvnet":
-            boxes = proposal_boxes(cfg, image)
-            n_boxes = len(boxes)
+            boxes = proposal_boxes(cfg, work)
+            n_boxes = 0 if boxes is None else len(boxes)
             scores[name], coverage = deconvnet_scores(model, x, boxes, size=cfg.input_size, batch=cfg.proposal_batch)
+            if coverage is not None and coverage.shape != image.shape[:2]:
+                coverage = _full_size(coverage[None].float(), image.shape[:2], "nearest")[0] > 0.5
         else:
             scores[name] = dense_logits(model, x[None])[0]
+        scores[name] = _full_size(scores[name], image.shape[:2])
         seconds[name] = time.perf_counter() - t
     for name in names:
         if name in MEMBERS:
@@ -161,13 +205,23 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
     return scores, seconds, n_boxes
 
 
+def _full_size(scores: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """``(C, h, w)`` scores resized to ``size`` (the image's own; a no-op at input scale 1)."""
+    if tuple(scores.shape[-2:]) == tuple(size):
+        return scores
+    kwargs = {"align_corners": False} if mode == "bilinear" else {}
+    return torch.nn.functional.interpolate(scores[None].float(), size=size, mode=mode, **kwargs)[0]
+
+
 def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callable[[str], None], *,
-                 names: tuple[str, ...] = (*FCN_MODELS, "deconvnet", *ENSEMBLES), memory: bool = True) -> dict:
-    """Evaluate the models ``names`` (and, with ``cfg.crf``, each after a dense CRF) on the
-    validation split; return the results dict (metrics per model, grid images, upper bound,
-    ``collapsed``: a line per model that predicts one class on (nearly) every pixel, logged too, ...)."""
+                 names: tuple[str, ...] | None = None, memory: bool = True) -> dict:
+    """Evaluate the models ``names`` (default :func:`evaluated_models`; with ``cfg.crf``, those of
+    ``cfg.crf_models`` also after a dense CRF) on the evaluation split at full resolution; return the
+    results dict (metrics per model, grid images, upper bound, ``collapsed``: a line per model that
+    predicts one class on (nearly) every pixel, logged too, ...)."""
     device = resolve_device(cfg.device)
-    val = build_dataset(cfg.dataset, root=cfg.data_root, split=cfg.val_split, **cfg.data_options)
+    names = evaluated_models(cfg) if names is None else names
+    val = build_dataset(cfg.dataset, root=cfg.data_root, split=cfg.eval_split or cfg.val_split, **cfg.data_options)
     n = len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))
     num_classes = val.num_classes
     names = list(names)
@@ -180,9 +234,9 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         crf_ok = crf_available()
         if not crf_ok:
             log("dense CRF skipped: install the extra with `pip install pixelwise[crf]`")
-    scorers = {k: Evaluator(num_classes) for k in names}
-    if crf_ok:
-        scorers.update({f"{k}+crf": Evaluator(num_classes) for k in names})
+    crf_names = [k for k in names if crf_ok and (cfg.crf_models is None or k in cfg.crf_models)]
+    scorers = {k: Evaluator(num_classes, boundary=cfg.boundary) for k in names}
+    scorers.update({f"{k}+crf": Evaluator(num_classes, boundary=cfg.boundary) for k in crf_names})
     grid: dict[str, list] = {"image": [], "truth": [], **{k: [] for k in scorers}}
     grid_set = set(cfg.grid_indices)
     boxes_used = []
@@ -203,7 +257,7 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
             scorers[name].add(probs, sample["mask"], size_map=sample.get("size_map"), seconds=seconds[name])
             if in_grid:
                 grid[name].append(probs.argmax(0).astype(np.uint8))
-            if crf_ok:
+            if name in crf_names:
                 from pixelwise.inference.crf import dense_crf
 
                 t = time.perf_counter()
@@ -229,6 +283,7 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         "mean_boxes": float(np.mean(boxes_used)) if boxes_used else 0.0,
         "upper_bound": {str(f): r for f, r in upper_bound_miou(masks, num_classes).items()},
         "grid": grid,
+        "palette": getattr(val, "palette", None),
         "collapsed": collapsed,
     }
 
@@ -237,6 +292,7 @@ def _peak_memory(cfg: ReproduceConfig, checkpoints: list, image: np.ndarray) -> 
     """Peak inference memory (MB) of these checkpoints on one image, in a fresh process."""
     from pixelwise.reproduce.memory import peak_inference_mb
 
+    image = rescale_image(image, cfg.input_scale)
     return peak_inference_mb(checkpoints, image, boxes=proposal_boxes(cfg, image), size=cfg.input_size,
                              batch=cfg.proposal_batch)
 
@@ -256,7 +312,7 @@ def reproduce(cfg: ReproduceConfig, *, log: Callable[[str], None] = print) -> di
     by_seed: dict[int, dict] = {}
     for seed in cfg.seeds:
         begin = time.perf_counter()
-        checkpoints = train_all(cfg, seed, out / f"seed{seed}" / "train", backbone, log)
+        checkpoints = train_all(cfg, seed, out / f"seed{seed}" / "train", backbone, log, only=cfg.models)
         trained = time.perf_counter() - begin
         log(f"seed {seed}: evaluating")
         by_seed[seed] = evaluate_all(cfg, checkpoints, log, memory=seed == cfg.seeds[0])
@@ -265,13 +321,18 @@ def reproduce(cfg: ReproduceConfig, *, log: Callable[[str], None] = print) -> di
     results = dict(by_seed[cfg.seeds[0]])
     results["by_seed"] = {str(seed): {"models": _metrics(r["models"]), "seconds": r["seconds"]}
                           for seed, r in by_seed.items()}
-    results["claims"] = claim_checks({seed: r["models"] for seed, r in by_seed.items()})
+    seed_models = {seed: r["models"] for seed, r in by_seed.items()}
     results["config"] = cfg.to_dict()
     results["backbone"] = backbone
     results["seconds"] = seconds
-    write_report(results, out)
+    if cfg.dataset == "camvid":
+        results["claims"] = camvid_checks(seed_models, results["class_names"])
+        write_report(results, out, extra=camvid_sections(results))
+    else:
+        results["claims"] = claim_checks(seed_models)
+        write_report(results, out)
     (out / "results.json").write_text(
-        json.dumps({k: v for k, v in results.items() if k != "grid"}, indent=2, default=float)
+        json.dumps({k: v for k, v in results.items() if k not in ("grid", "palette")}, indent=2, default=float)
     )
     return results
 
