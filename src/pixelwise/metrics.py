@@ -720,7 +720,8 @@ def _pct(v: float) -> str:
 def format_table(
     results: Mapping, class_names: Sequence[str] | None = None, *, per_class: bool = True
 ) -> str:
-    """Return the FCN paper's Table 2 layout (percent, 1 decimal) and a per-class IU table.
+    """Return the FCN paper's Table 2 layout (percent, 1 decimal; with the boundary F1 score when
+    every row has one) and a per-class IU table.
 
     ``results`` is one :meth:`ConfusionMatrix.compute` dict, or a mapping of row name -> such a
     dict (e.g. ``{"FCN-32s": r32, "FCN-8s": r8}``) to print several rows side by side. Undefined
@@ -732,6 +733,8 @@ def format_table(
     label_w = max([len(str(k)) for k in rows] + [0])
     heads = ("pixel acc.", "mean acc.", "mean IU", "f.w. IU")
     keys = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
+    if all("boundary_f1" in r for r in rows.values()):
+        heads, keys = (*heads, "BF"), (*keys, "boundary_f1")
     lines = [" " * label_w + "".join(f"  {h:>10}" for h in heads)]
     for name, r in rows.items():
         lines.append(f"{name:<{label_w}}" + "".join(f"  {_pct(r[k]):>10}" for k in keys))

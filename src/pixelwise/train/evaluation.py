@@ -81,7 +81,7 @@ def evaluate_proposals(model: torch.nn.Module, dataset, num_classes: int, *, pro
         return np.asarray(probs)
 
     results = evaluate_samples((base[i] for i in indices), predict, num_classes, device=device, progress=progress,
-                               desc="eval (proposals)", total=len(indices))
+                               desc="eval (proposals)", total=len(indices), boundary=True)
     if indices and boxes_used == 0:
         # the paper's 112-px minimum drops every box of a small image; say so instead of silently
         # reporting the whole-image pass as the proposal pipeline
@@ -146,7 +146,7 @@ def run_eval(
     else:
         loader = tdata.eval_loader(ds, batch_size, rank=info.rank, world_size=info.world_size)
         results = evaluate(model, loader, num_classes, device=info.device, precision=precision, progress=show,
-                           desc=f"eval {ckpt['model_spec']['name']}", resize=resize)
+                           desc=f"eval {ckpt['model_spec']['name']}", resize=resize, boundary=True)
     results.update({
         "checkpoint": str(checkpoint),
         "model": ckpt["model_spec"]["name"],

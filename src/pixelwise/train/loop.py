@@ -204,8 +204,9 @@ def evaluate(
     progress: bool = False,
     desc: str = "eval",
     resize: int | None = None,
+    boundary: bool = False,
 ) -> dict:
-    """Evaluate whole images and return the metrics.
+    """Evaluate whole images and return the metrics (with ``boundary``, the boundary F1 score too).
 
     ``loader`` yields ``(images (N, 3, H, W), masks (N, H, W))`` or ``(images, masks, extras)``
     (``extras["size_map"]`` (N, H, W) enables the size-bucket scores). The confusion matrices are
@@ -218,7 +219,7 @@ def evaluate(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    evaluator = Evaluator(num_classes, ignore_index=ignore_index, device=device)
+    evaluator = Evaluator(num_classes, ignore_index=ignore_index, device=device, boundary=boundary)
     for batch in tqdm(loader, desc=desc, disable=not progress or None, leave=False):
         start = time.perf_counter()
         images, masks = batch[0].to(device), batch[1].to(device)

@@ -238,13 +238,15 @@ def validate(run: TrainingRun) -> dict | None:
     cfg, step = run.cfg, run.progress.step
     results = evaluate(run.model, run.val_loader, len(run.class_names), device=run.device, precision=cfg.precision,
                        ignore_index=cfg.ignore_index, channels_last=cfg.channels_last,
-                       progress=cfg.progress and run.is_main, desc=f"val {cfg.model}", resize=cfg.eval_resize)
-    record = {"type": "val", "step": step, **{k: results[k] for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")}}
+                       progress=cfg.progress and run.is_main, desc=f"val {cfg.model}", resize=cfg.eval_resize,
+                       boundary=True)
+    record = {"type": "val", "step": step,
+              **{k: results[k] for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "boundary_f1")}}
     if "size_buckets" in results:
         record["size_buckets"] = {b: r["mean_iu"] for b, r in results["size_buckets"].items()}
     run.log.write(record)
     say(f"step {step}: val mean IU {100 * results['mean_iu']:.1f}, pixel acc "
-        f"{100 * results['pixel_acc']:.1f} ({results['images']} images)")
+        f"{100 * results['pixel_acc']:.1f}, BF {100 * results['boundary_f1']:.1f} ({results['images']} images)")
     note = validation_note(results, cfg.model, run.class_names, step=step,
                            log_path=run.out / "log.jsonl" if run.is_main else None)
     if note:
