@@ -31,7 +31,7 @@ from pixelwise.data.transforms import normalize_image
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.models.registry import create_model
 from pixelwise.train.deconvnet_sampling import ObjectCrop, ProposalCrop
-from pixelwise.train.loop import AuxOutputs, train_step
+from pixelwise.train.loop import AuxOutputs, StepSettings, train_step
 from pixelwise.train.config import TrainConfig
 from pixelwise.train.optim import build_optimizer, build_scheduler
 
@@ -158,9 +158,10 @@ def main() -> None:
                                       args.binary)
     rng = np.random.default_rng(args.seed)
     m = None
+    settings = StepSettings(aux_weight=args.deep_supervision)
     for step in range(1, args.steps + 1):
         batch = crop_batch(train_scenes, sampler, rng, args.batch, args.binary)
-        loss = train_step(module, optimizer, [batch], device=torch.device("cpu"), aux_weight=args.deep_supervision)
+        loss = train_step(module, optimizer, [batch], settings)
         schedule.step()
         if step % args.every == 0:
             m = score(model, val_x, val_y, num_classes)

@@ -24,7 +24,8 @@ def cache_dir() -> Path:
     return base / "pixelwise"
 
 
-def settings_key(settings: dict) -> str:
-    """Return a short stable hash of a JSON-serialisable ``settings`` dict (the cache key)."""
+def settings_key(settings: dict, length: int = 16) -> str:
+    """Return a stable hash of a JSON-serialisable ``settings`` dict (the cache key): the first
+    ``length`` hex digits of the SHA-256 of its sorted-key JSON."""
     text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]

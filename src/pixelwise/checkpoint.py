@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
-from pixelwise.errors import CheckpointError
+from pixelwise.errors import CheckpointError, first_line, one_line
 from pixelwise.fileio import atomic_file  # noqa: F401  (imported from here by older code)
 
 FORMAT = "pixelwise.checkpoint"
@@ -89,9 +89,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated or corrupt?): {first[:200]}"
+            f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line(exc)}"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
@@ -116,8 +115,7 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> nn.Modul
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise CheckpointError(f"{source}: weights do not fit model {name!r}: {' '.join(lines)[:300]}") from None
+        raise CheckpointError(f"{source}: weights do not fit model {name!r}: {one_line(exc)}") from None
     model.input_convention = get_convention(ckpt.get("input_convention") or "caffe_bgr")
     model.class_names = ckpt.get("class_names")
     model.class_colors = ckpt.get("class_colors")

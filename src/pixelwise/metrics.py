@@ -713,6 +713,14 @@ class BoundaryF1:
                 f"images={int(self._state[1])})")
 
 
+def fallback_class_names(names: Sequence[str] | None, n: int) -> list[str]:
+    """Return ``names`` as a list padded to ``n`` entries with ``class_<i>`` for the classes it does
+    not name (a longer list is kept whole; None counts as no names): the one spelling of an
+    unnamed class."""
+    given = [] if names is None else list(names)
+    return given + [f"class_{i}" for i in range(len(given), n)]
+
+
 def _pct(v: float) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100.0 * v:.1f}"
 
@@ -740,8 +748,7 @@ def format_table(
         lines.append(f"{name:<{label_w}}" + "".join(f"  {_pct(r[k]):>10}" for k in keys))
     if per_class:
         n = max(len(r["per_class_iu"]) for r in rows.values())
-        names = list(class_names) if class_names is not None else []
-        names += [f"class_{i}" for i in range(len(names), n)]
+        names = fallback_class_names(class_names, n)
         name_w = max(len("class"), *(len(x) for x in names[:n]))
         cols = list(rows)
         col_heads = [f"IU {c}".strip() if len(cols) > 1 else "IU" for c in cols]

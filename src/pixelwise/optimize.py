@@ -21,12 +21,16 @@ on the input's device. Engines (each applies the exact rewrites of :mod:`pixelwi
 Tolerances (tested in tests/test_optimize.py, relative to the largest |logit|): ``eager``,
 ``channels_last`` 1e-5; ``onnxruntime`` 1e-4; ``bf16`` a few 1e-2 with argmax agreement measured
 (benchmarks/README.md).
+
+An exported ``.onnx`` file (``pixelwise export``, or an engine-cache entry) becomes the same kind of
+engine through :func:`load_onnx_model`.
 """
 
 from __future__ import annotations
 
 import copy as _copy
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -277,6 +281,23 @@ def prepare_for_inference(
     prepared = _prepare_single(_copy.deepcopy(model) if copy else model, name, family, dev, threads, key, meta)
     prepared.cache_key = key
     return prepared
+
+
+def load_onnx_model(path: str | Path, *, optimized: bool = False) -> PreparedModel:
+    """Return an exported ``.onnx`` model (``pixelwise export``) as a :class:`PreparedModel` run by
+    ONNX Runtime on the CPU, dispatched as the FCN or DeconvNet it was exported from (an exported
+    EDeconvNet is one whole-image graph, family ``other``). ``optimized``: the file is an
+    engine-cache entry, already optimised by ONNX Runtime."""
+    from pixelwise.models.registry import get_entry
+    from pixelwise.weights.onnx_engine import OnnxModel
+
+    onnx = OnnxModel(path, optimized=optimized)
+    spec = onnx.pixelwise_spec or {}
+    family = get_entry(spec["name"]).family if spec.get("name") else "other"
+    meta = {k: getattr(onnx, k) for k in ("num_classes", "input_convention", "class_names", "pixelwise_spec",
+                                          "class_colors", "input_scale")}
+    return PreparedModel(onnx, engine="onnxruntime", family="other" if family == "ensemble" else family,
+                         device=torch.device("cpu"), meta=meta)
 
 
 def _prepare_single(work: nn.Module, name: str, family: str, dev: torch.device, threads: int | None,

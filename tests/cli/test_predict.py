@@ -174,7 +174,7 @@ def test_predict_runs_an_exported_onnx_file_like_the_checkpoint(tmp_path):
 
 def test_as_released_sets_the_releases_inference(ckpts, images, tmp_path):
     from pixelwise.cli import build_parser
-    from pixelwise.cli.predict import check_inference_args, post_options_from, proposal_options_from
+    from pixelwise.cli.inference_options import check_inference_args, post_options_from, proposal_options_from
 
     parser = build_parser()
     args = parser.parse_args(["predict", "x.png", "-c", "m.pt", "-o", "o", "--as-released"])
@@ -199,7 +199,7 @@ def test_as_released_sets_the_releases_inference(ckpts, images, tmp_path):
 
 def test_option_objects_from_the_flags(ckpts):
     from pixelwise.cli import build_parser
-    from pixelwise.cli.predict import (
+    from pixelwise.cli.inference_options import (
         check_inference_args,
         dense_options_from,
         post_options_from,

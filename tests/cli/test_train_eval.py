@@ -135,7 +135,7 @@ def test_deconvnet_objects_stage_and_eval_modes(tmp_path, capsys):
 def test_eval_uncovered_choices_are_the_pipelines():
     from pixelwise.cli.options import AGGREGATION_CHOICES, PAD_CHOICES, UNCOVERED_CHOICES
     from pixelwise.inference.aggregate import AGGREGATIONS, PAD_COLOURS
-    from pixelwise.inference.pipeline import UNCOVERED
+    from pixelwise.inference.options import UNCOVERED
 
     assert UNCOVERED_CHOICES == UNCOVERED
     assert AGGREGATION_CHOICES == AGGREGATIONS

@@ -118,14 +118,15 @@ def test_seg11valid_is_the_shipped_list_not_the_year_rule(make_voc, make_sbd):
     (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(sorted(listed + extra)) + "\n")
     # the old rule (val with year <= 2011, minus SBD train) kept 2010_000001 and dropped
     # 2007_000123 (in this fixture's SBD train); the list is authoritative either way
-    ids = seg11valid_ids(voc, sbd)
-    assert ids == listed and seg11valid_ids(voc) == listed
+    ids = seg11valid_ids(voc)
+    assert ids == listed
     assert "2010_000001" not in ids and "2007_000123" in ids
 
-    valid = build_dataset("voc", root=voc, split="seg11valid", sbd_root=sbd)
+    valid = build_dataset("voc", root=voc, split="seg11valid")  # no SBD needed
     assert valid.names == listed and len(valid) == 736
     _check_sample(valid[0])
-    assert build_dataset("voc", root=voc, split="seg11valid").names == listed  # no SBD needed any more
+    with pytest.raises(DataError, match="has no option sbd_root"):
+        build_dataset("voc", root=voc, split="seg11valid", sbd_root=sbd)
 
 
 def test_seg11valid_names_missing_ids(make_voc, tmp_path):

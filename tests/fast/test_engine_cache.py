@@ -102,7 +102,9 @@ def test_predict_stores_the_engine_once_for_the_next_runs(tmp_path, capsys):
     assert "stored the ONNX Runtime engine" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert "stored the ONNX Runtime engine" not in capsys.readouterr().err  # the second run found it
-    key = onnx_cache_key(_tiny(4), "auto", "fp32", torch.device("cpu"))
+    model = _tiny(4)
+    model.class_names = ["a", "b", "c"]  # the graph's metadata holds them: they are part of the key
+    key = onnx_cache_key(model, "auto", "fp32", torch.device("cpu"))
     assert entry_path(key).is_file()
 
 

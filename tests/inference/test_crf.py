@@ -190,7 +190,7 @@ def test_bad_preset_and_bad_probabilities_are_clear_errors():
 def test_cli_crf_preset_reaches_segment():
     import argparse
 
-    from pixelwise.cli.predict import add_inference_args, post_options_from
+    from pixelwise.cli.inference_options import add_inference_args, post_options_from
 
     parser = argparse.ArgumentParser()
     add_inference_args(parser)

@@ -194,7 +194,7 @@ def test_edeconvnet_of_demo_like_members(serve_ckpts, tmp_path, capsys):
     DeconvNet's BN epsilon and proposal padding are kept."""
     import torch
 
-    from pixelwise.cli.ensemble import build_edeconvnet
+    from pixelwise.models.assemble import build_edeconvnet
     from pixelwise.models.deconvnet import CAFFE_BN_EPS
 
     fcn = pixelwise.load_model(serve_ckpts["fcn8s"])

@@ -247,7 +247,7 @@ def test_explicit_layout_fcn_names_the_missing_layer(pascal_file):
 
 
 def test_ensemble_keeps_the_members_policy(converted):
-    from pixelwise.cli.ensemble import build_edeconvnet
+    from pixelwise.models.assemble import build_edeconvnet
 
     fcn, _ = converted
     floor = fcn.pixelwise_spec["min_channels"]

@@ -19,8 +19,8 @@ from pixelwise.weights.onnx_export import (
     example_input,
     export_onnx,
     read_metadata,
-    scatter_max_unpool2d,
 )
+from pixelwise.models.layers import scatter_max_unpool2d
 
 WIDTH = 1 / 32
 CLASSES = 4
@@ -106,6 +106,50 @@ def test_scatter_unpool_equals_max_unpool():
     expected = F.max_unpool2d(pooled, idx, 2, 2, output_size=x.shape[-2:])
     assert torch.equal(scatter_max_unpool2d(pooled, idx, 2, 2, output_size=x.shape[-2:]), expected)
     assert torch.equal(scatter_max_unpool2d(pooled, idx, 2), F.max_unpool2d(pooled, idx, 2))
+
+
+def test_eager_unpooling_calls_the_fast_kernel(monkeypatch):
+    """Outside an export DeconvNet unpools with torch's own kernel (once per decoder stage)."""
+    calls = []
+    kernel = F.max_unpool2d
+    monkeypatch.setattr(F, "max_unpool2d", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    model = pixelwise.create_model("deconvnet", num_classes=CLASSES, width=WIDTH, min_channels=1).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    assert len(calls) == 5
+
+
+def _watching_unpool(model, seen: list):
+    """``model`` wrapped so that each trace appends to ``seen`` the ``F.max_unpool2d`` that the
+    exporting thread and another thread see (a closure: export restores module attributes)."""
+    import threading
+
+    class Watch(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            other = []
+            thread = threading.Thread(target=lambda: other.append(torch.nn.functional.max_unpool2d))
+            thread.start()
+            thread.join()
+            seen.extend([torch.nn.functional.max_unpool2d, *other])
+            return self.model(x)
+
+    return Watch()
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_export_never_replaces_max_unpool2d(tmp_path, exporter):
+    kernel = torch.nn.functional.max_unpool2d
+    seen = []
+    watch = _watching_unpool(_trained_like("deconvnet"), seen)
+    report = export_onnx(watch, tmp_path / "d.onnx", height=224, width=224, check=False, exporter=exporter)
+    assert report.exporter == exporter and len(seen) == 2
+    assert all(f is kernel for f in seen)  # while exporting, in the exporting thread and another one
+    assert torch.nn.functional.max_unpool2d is kernel
+    assert not hasattr(onnx_export, "exportable_unpooling")
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

@@ -30,6 +30,7 @@ import pixelwise
 from pixelwise.models.base import SegmentationModel
 from pixelwise.models.flops import count_flops
 from pixelwise.models.registry import get_entry
+from pixelwise.optimize import ENGINES as OPTIMIZE_ENGINES
 
 KINDS = ("infer", "proposals", "train", "tiled")
 INPUT_SCALE = 60.0  # inputs ~ N(0, 60^2): the spread of mean-subtracted 0..255 pixels
@@ -150,7 +151,9 @@ def train_flop(meta_model: nn.Module, case: Case) -> int:
 
 
 # ----------------------------------------------------------------------------- workloads
-TRAIN_ENGINES = ("reference", "plain", "eager", "channels_last", "bf16", "cuda")
+PREPARED_ENGINES = tuple(e for e in OPTIMIZE_ENGINES if e != "auto")
+"""The engines of :func:`pixelwise.optimize.prepare_for_inference` a benchmark names one by one."""
+TRAIN_ENGINES = ("reference", *(e for e in PREPARED_ENGINES if e != "onnxruntime"))
 
 
 def engine_precision(engine: str) -> str:

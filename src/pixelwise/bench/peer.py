@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pixelwise.cache import cache_dir
-from pixelwise.errors import PixelwiseError
+from pixelwise.errors import PixelwiseError, first_line
 
 TORCHFCN_VERSION = "1.9.7"
 TORCHFCN_SHA256 = "372fb22fee753a4a21daf078f25510e6140e0a3951a7bfec1bd0ce870eb27165"  # the PyPI sdist
@@ -210,6 +210,5 @@ def torchfcn_fcn8s(model: nn.Module) -> nn.Module:
     try:
         peer.load_state_dict(own, strict=True, assign=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise PixelwiseError(f"pixelwise FCN-8s weights do not map onto torchfcn.FCN8s: {first[:200]}") from None
+        raise PixelwiseError(f"pixelwise FCN-8s weights do not map onto torchfcn.FCN8s: {first_line(exc)}") from None
     return peer.eval()

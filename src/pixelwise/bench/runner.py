@@ -12,6 +12,7 @@ from typing import Iterator
 import torch
 
 from pixelwise.bench.cases import (
+    PREPARED_ENGINES,
     TRAIN_ENGINES,
     Case,
     build_model,
@@ -25,9 +26,11 @@ from pixelwise.bench.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 from pixelwise.bench.timing import summary_ms, time_interleaved
 from pixelwise.runtime import cpu_supports_bf16
 
-ENGINES = ("reference", "torchfcn", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
-DEFAULT_ENGINES = ("reference", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
 PEER = "torchfcn"  # pytorch-fcn on the same weights (pixelwise.bench.peer); a row like the engines'
+ENGINES = ("reference", PEER, *PREPARED_ENGINES)
+"""Rows ``pixelwise bench`` can measure: the plain reference, the peer and every engine of
+:data:`pixelwise.optimize.ENGINES` but ``auto``."""
+DEFAULT_ENGINES = ("reference", *(e for e in PREPARED_ENGINES if e != "plain"))
 REQUIRED_KEYS = ("engine", "median_ms", "gflops", "peak_fraction", "ref_ratio", "peak_rss_mb")
 
 

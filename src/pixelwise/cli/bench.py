@@ -130,10 +130,7 @@ def build_plan(args: argparse.Namespace) -> list:
         h, w = _side(args.size, default, "--size")
         # an ensemble is timed at its DeconvNet's valid sizes, so that no padding is timed
         sized = probe.deconvnet if family == "ensemble" else probe
-        if not sized.is_valid_size(h, w):
-            rule = sized.size_rule
-            raise PixelwiseError(f"--size for {args.model} must be multiples of {rule.multiple} and >= {rule.minimum} "
-                                 f"(proposal size), got {h}x{w}")
+        sized.size_rule.check(h, w, f"--size for {args.model}", "the minimum is its proposal size")
         case = Case("infer", args.model, h, w, batch=args.batch, **common)
         plan.append((case, engines if args.engines else with_peer(case, engines)))  # the peer joins the default only
     if args.train:

@@ -16,12 +16,10 @@ import numpy as np
 from torch import nn
 
 from pixelwise.cli.options import DATASETS_HELP, add_dataset_options, dataset_options
-from pixelwise.cli.predict import (
+from pixelwise.cli.inference_options import (
     add_inference_args,
     check_inference_args,
-    class_names_of,
     dense_options_from,
-    expand_inputs,
     post_options_from,
     proposal_options_from,
 )
@@ -29,9 +27,11 @@ from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
 from pixelwise.errors import PixelwiseError
 from pixelwise.fileio import ensure_writable_file, writing
 from pixelwise.inference.crf import dense_crf
+from pixelwise.inference.inputs import expand_inputs
 from pixelwise.inference.options import DenseOptions, PostOptions
 from pixelwise.inference.pipeline import segment
 from pixelwise.inference.predict import model_palette
+from pixelwise.inference.summary import class_names_of
 from pixelwise.optimize import prepare_for_inference
 from pixelwise.runtime import resolve_device
 

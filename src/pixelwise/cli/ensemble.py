@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from torch import nn
-
 from pixelwise.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from pixelwise.errors import CheckpointError, PixelwiseError
-from pixelwise.models.ensemble import ENSEMBLE_MODES, EDeconvNet
-from pixelwise.models.fcn import ATONCE_SCALES
+from pixelwise.models.assemble import build_edeconvnet
+from pixelwise.models.ensemble import ENSEMBLE_MODES
 from pixelwise.models.flops import count_parameters
-from pixelwise.models.registry import create_model
-
-FCN_MEMBERS = ("fcn8s", "fcn8s_atonce")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,70 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", required=True, metavar="CKPT", help="where to write the EDeconvNet checkpoint")
     p.set_defaults(func=run)
-
-
-def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean", fcn_source: str = "--fcn",
-                     deconvnet_source: str = "--deconvnet") -> EDeconvNet:
-    """Return an EDeconvNet (built by ``create_model("edeconvnet")``, so it can be checkpointed)
-    holding copies of the two members' weights; raises :class:`PixelwiseError` if they don't fit."""
-    if mode not in ENSEMBLE_MODES:
-        raise PixelwiseError(f"unknown ensemble --mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
-    fspec = dict(getattr(fcn, "pixelwise_spec", None) or {})
-    dspec = dict(getattr(deconvnet, "pixelwise_spec", None) or {})
-    if fspec.get("name") not in FCN_MEMBERS:
-        raise CheckpointError(f"{fcn_source}: expected an FCN-8s checkpoint ({', '.join(FCN_MEMBERS)}), got {fspec.get('name')!r}")
-    if dspec.get("name") != "deconvnet":
-        raise CheckpointError(f"{deconvnet_source}: expected a DeconvNet checkpoint, got {dspec.get('name')!r}")
-    if fspec["num_classes"] != dspec["num_classes"]:
-        raise CheckpointError(
-            f"{fcn_source} has {fspec['num_classes']} classes but {deconvnet_source} has {dspec['num_classes']}; "
-            "ensemble models trained on the same classes"
-        )
-    if float(fspec.get("width", 1.0)) != float(dspec.get("width", 1.0)):
-        raise CheckpointError(
-            f"{fcn_source} has width {fspec.get('width')} but {deconvnet_source} has width {dspec.get('width')}; "
-            "an EDeconvNet checkpoint records one width for both members"
-        )
-    fconv, dconv = getattr(fcn, "input_convention", None), getattr(deconvnet, "input_convention", None)
-    if fconv is not None and dconv is not None and fconv != dconv:
-        raise CheckpointError(
-            f"{fcn_source} expects {fconv.name} input but {deconvnet_source} expects {dconv.name}; "
-            "both members must take the same normalised image"
-        )
-    fscale, dscale = float(getattr(fcn, "input_scale", 1.0)), float(getattr(deconvnet, "input_scale", 1.0))
-    if fscale != dscale:
-        raise CheckpointError(
-            f"{fcn_source} runs at input scale {fscale:g} but {deconvnet_source} at {dscale:g}; "
-            "both members must see the same image"
-        )
-    fnames, dnames = getattr(fcn, "class_names", None), getattr(deconvnet, "class_names", None)
-    if fnames and dnames and list(fnames) != list(dnames):
-        raise CheckpointError(f"{fcn_source} and {deconvnet_source} have different class names")
-    fcn_kwargs = {k: v for k, v in fspec.items() if k not in ("name", "num_classes", "width")}
-    if fspec["name"] == "fcn8s_atonce":
-        fcn_kwargs.setdefault("skip_scales", dict(ATONCE_SCALES))
-    if "min_channels" in dspec and dspec["min_channels"] != fcn_kwargs.get("min_channels", dspec["min_channels"]):
-        raise CheckpointError(
-            f"{fcn_source} has min_channels {fcn_kwargs['min_channels']} but {deconvnet_source} has "
-            f"{dspec['min_channels']}; an EDeconvNet checkpoint records one width floor for both members"
-        )
-    if "input_size" in dspec:  # DeconvNet's proposal size (its fc6 kernel follows from it)
-        fcn_kwargs["input_size"] = dspec["input_size"]
-    model = create_model("edeconvnet", num_classes=fspec["num_classes"], width=fspec.get("width", 1.0),
-                         mode=mode, **fcn_kwargs)
-    if dspec.get("caffe_bn"):
-        model.deconvnet._use_caffe_bn()  # the authors' BN epsilon; the weights loaded below replace the shifts
-    if dspec.get("proposal_pad"):
-        model.deconvnet.proposal_pad = dspec["proposal_pad"]
-    model.fcn.load_state_dict(fcn.state_dict())
-    # deep-supervision scorers (aux_score.*) are training-only: inference never uses them
-    model.deconvnet.load_state_dict({k: v for k, v in deconvnet.state_dict().items() if not k.startswith("aux_score.")})
-    if fconv is not None:
-        model.input_convention = fconv
-    model.class_names = list(fnames or dnames) if (fnames or dnames) else None
-    model.class_colors = getattr(fcn, "class_colors", None) or getattr(deconvnet, "class_colors", None)
-    model.input_scale = fscale
-    return model.eval()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,10 +7,11 @@ import argparse
 import yaml
 
 from pixelwise.convention import PAD_COLOURS
+from pixelwise.data import DATASETS
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.boxes import MIN_BOX, TOP_K
 
-# the names of pixelwise.inference.pipeline.UNCOVERED and pixelwise.inference.aggregate.AGGREGATIONS
+# the names of pixelwise.inference.options.UNCOVERED and pixelwise.inference.aggregate.AGGREGATIONS
 # (tested), spelled out so that building the parser does not import torch
 UNCOVERED_CHOICES = ("whole", "background", "fcn", "zero")
 AGGREGATION_CHOICES = ("max", "max0", "sum", "mean")
@@ -29,7 +30,7 @@ def parse_key_values(items: list[str], flag: str = "--data") -> dict:
     return options
 
 
-DATASETS_HELP = "synthetic, voc, sbd, sbd_voc_train, folder, camvid"  # pixelwise.data.DATASETS (not imported: start-up)
+DATASETS_HELP = ", ".join(DATASETS)
 
 
 def add_dataset_options(group: argparse._ActionsContainer, *, dataset_default: str | None = None,

@@ -8,13 +8,14 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     from pixelwise.cli.options import add_dataset_options
+    from pixelwise.data import DATASETS
     from pixelwise.reproduce.config import MODELS, ReproduceConfig
 
     d = ReproduceConfig()
     p = sub.add_parser("reproduce", help="train FCN-32s/16s/8s/at-once and DeconvNet, evaluate all, write the papers' tables")
     add_dataset_options(p, dataset_default=d.dataset,
-                        dataset_help="synthetic (default), camvid (its own settings: docs/reproduce.md), voc, sbd, "
-                        "sbd_voc_train, folder")
+                        dataset_help="synthetic (default), camvid (its own settings: docs/reproduce.md), "
+                        + ", ".join(d for d in DATASETS if d not in ("synthetic", "camvid")))
     p.add_argument("--train-split", default=None, help=f"[{d.train_split}]")
     p.add_argument("--val-split", default=None, help=f"[{d.val_split}]")
     p.add_argument("--eval-split", default=None,

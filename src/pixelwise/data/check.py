@@ -35,6 +35,7 @@ from pixelwise.data.palette import IGNORE_INDEX, VOC_CLASSES
 from pixelwise.data.sbd import SBD_LAYOUT, read_sbd_class_mask, read_sbd_instances
 from pixelwise.data.voc import VOC_LAYOUT
 from pixelwise.errors import DataError
+from pixelwise.metrics import fallback_class_names
 
 FORMATS = ("voc", "sbd", "folder", "camvid")
 
@@ -370,9 +371,7 @@ def check_dataset(
     if infer:
         seen = np.flatnonzero(report.pixels[:IGNORE_INDEX])
         report.num_classes = int(seen[-1]) + 1 if len(seen) else 1
-    if names is None or len(names) < report.num_classes:
-        names = (names or []) + [f"class_{i}" for i in range(len(names or []), report.num_classes)]
-    report.class_names = names[: report.num_classes]
+    report.class_names = fallback_class_names(names, report.num_classes)[: report.num_classes]
     return report
 
 

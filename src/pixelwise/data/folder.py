@@ -36,6 +36,7 @@ from pixelwise.data.classes import ClassList, check_unknown_policy, read_classes
 from pixelwise.data.io import IMAGE_EXTENSIONS, read_image, read_mask
 from pixelwise.data.palette import IGNORE_INDEX
 from pixelwise.errors import DataError
+from pixelwise.metrics import fallback_class_names
 
 MASK_EXTENSIONS = (".png",)
 
@@ -175,7 +176,7 @@ class FolderDataset:
         if not 1 <= num_classes <= 255:
             raise DataError(f"{self.root}: num_classes must be 1..255, got {num_classes}")
         self.num_classes: int = int(num_classes)
-        self.class_names: list[str] = names or [f"class_{i}" for i in range(self.num_classes)]
+        self.class_names: list[str] = fallback_class_names(names, self.num_classes)
         self.palette: np.ndarray | None = (
             self.classes.palette() if self.classes is not None else None
         )

@@ -44,6 +44,7 @@ lengths: train 2000, val 200, test 200, pretrain 4000.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -185,6 +186,22 @@ def _texture(
     return (c1 * (1.0 - t) + c2 * t).astype(np.float32)
 
 
+@dataclass(eq=False)
+class PlannedObject:
+    """One object of a scene's plan: its class, centre, radius (pixels) and angle; the object it
+    sits in (None for a main object); ``key``, the painting order of main objects (larger first);
+    ``instance``, its id in the painted instance map (1.., set by painting)."""
+
+    cls: int
+    cy: float
+    cx: float
+    r: float
+    angle: float
+    parent: "PlannedObject | None" = None
+    key: float = 0.0
+    instance: int = 0
+
+
 def _blob(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Return an ``(h, w)`` bool irregular blob (thresholded smooth noise inside an ellipse)."""
     side = min(h, w)
@@ -275,22 +292,17 @@ class SyntheticShapes:
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], int(index)])
 
-    def _place(self, rng: np.random.Generator, r: float, *, sized: bool) -> dict:
-        """Draw the class, centre and angle of a main object of radius ``r``. ``key`` orders the
-        painting: roughly by size (``sized``), or 0 so that the extra small objects come last."""
+    def _place(self, rng: np.random.Generator, r: float, *, sized: bool) -> PlannedObject:
+        """Return a main object of radius ``r`` with its class, centre and angle drawn. ``key`` orders
+        the painting: roughly by size (``sized``), or 0 so that the extra small objects come last."""
         h, w = self.size
-        obj = {
-            "cls": int(rng.integers(1, self.num_classes)),
-            "cy": rng.uniform(0, h),
-            "cx": rng.uniform(0, w),
-            "r": max(r, 1.5),
-            "angle": rng.uniform(0, 2 * math.pi),
-        }
-        obj["key"] = r * rng.uniform(0.7, 1.3) if sized else 0.0
+        obj = PlannedObject(cls=int(rng.integers(1, self.num_classes)), cy=rng.uniform(0, h), cx=rng.uniform(0, w),
+                            r=max(r, 1.5), angle=rng.uniform(0, 2 * math.pi))
+        obj.key = r * rng.uniform(0.7, 1.3) if sized else 0.0
         return obj
 
-    def _plan(self, rng: np.random.Generator) -> list[dict]:
-        """Choose objects (class, centre, radius, angle, parent) in painting order."""
+    def _plan(self, rng: np.random.Generator) -> list[PlannedObject]:
+        """Return the scene's objects (class, centre, radius, angle, parent) in painting order."""
         side = min(self.size)
         n_shapes = self.num_classes - 1
         mains = []
@@ -299,28 +311,22 @@ class SyntheticShapes:
             mains.append(self._place(rng, r, sized=True))
         for _ in range(int(rng.integers(1, 5))):
             mains.append(self._place(rng, side * rng.uniform(0.015, 0.06), sized=False))
-        mains.sort(key=lambda o: -o["key"])
+        mains.sort(key=lambda o: -o.key)
         plan = []
         for obj in mains:
-            obj["parent"] = None
             plan.append(obj)
-            if obj["r"] >= 0.15 * side and rng.uniform() < 0.75:
+            if obj.r >= 0.15 * side and rng.uniform() < 0.75:
                 for _ in range(int(rng.integers(1, 4))):
                     # another class, so the child shows in the class mask (one class: itself)
-                    others = [c for c in range(1, n_shapes + 1) if c != obj["cls"]] or [obj["cls"]]
-                    rc = obj["r"] * rng.uniform(0.12, 0.35)
-                    dist = obj["r"] * 0.45 * math.sqrt(rng.uniform())
+                    others = [c for c in range(1, n_shapes + 1) if c != obj.cls] or [obj.cls]
+                    rc = obj.r * rng.uniform(0.12, 0.35)
+                    dist = obj.r * 0.45 * math.sqrt(rng.uniform())
                     a = rng.uniform(0, 2 * math.pi)
-                    plan.append(
-                        {
-                            "cls": self._child_class(rng, obj["cls"], others),
-                            "cy": obj["cy"] + dist * math.sin(a),
-                            "cx": obj["cx"] + dist * math.cos(a),
-                            "r": max(rc, 1.5),
-                            "angle": rng.uniform(0, 2 * math.pi),
-                            "parent": obj,
-                        }
-                    )
+                    plan.append(PlannedObject(
+                        cls=self._child_class(rng, obj.cls, others), cy=obj.cy + dist * math.sin(a),
+                        cx=obj.cx + dist * math.cos(a), r=max(rc, 1.5), angle=rng.uniform(0, 2 * math.pi),
+                        parent=obj,
+                    ))
         return plan
 
     def _child_class(self, rng: np.random.Generator, parent: int, others: list[int]) -> int:
@@ -347,16 +353,16 @@ class SyntheticShapes:
             canvas[blob] = styled_texture(rng, yy, xx, BACKGROUND_TEXTURE_SCALE, style)[blob]
         return canvas
 
-    def _paint_object(self, rng: np.random.Generator, obj: dict, inside: np.ndarray, ys, xs, u, v,
+    def _paint_object(self, rng: np.random.Generator, obj: PlannedObject, inside: np.ndarray, ys, xs, u, v,
                       below: np.ndarray) -> np.ndarray:
         """Return the ``(h, w, 3)`` appearance of ``obj`` over its box (the caller keeps ``inside``)."""
         h, w = self.size
-        style = CLASS_STYLES[obj["cls"] - 1] if self.world == "objects" else None
+        style = CLASS_STYLES[obj.cls - 1] if self.world == "objects" else None
         for _attempt in range(4):
             if style is None:
                 tex = _texture(rng, ys, xs, (h, w))
             else:
-                tex = styled_texture(rng, ys, xs, obj["r"], style)
+                tex = styled_texture(rng, ys, xs, obj.r, style)
             tex = np.broadcast_to(tex, inside.shape + (3,))
             if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
                 break
@@ -365,7 +371,7 @@ class SyntheticShapes:
         part = choose_part(rng, style)
         if part is None:
             return tex
-        shape = SHAPES[obj["cls"] - 1]
+        shape = SHAPES[obj.cls - 1]
         region = part_region(part, u, v, lambda scale: _shape_inside(shape, u / scale, v / scale)) & inside
         tex = np.array(tex)
         tex[region] = contrasting(rng, tex[inside].mean(axis=0))
@@ -390,7 +396,7 @@ class SyntheticShapes:
 
         inst, old_ids = relabel_instances(inst)
         areas = full_area[old_ids]
-        by_id = {o["id"]: o for o in plan if "id" in o}
+        by_id = {o.instance: o for o in plan}
         size_map = size_map_from_instances(
             inst, mask, areas=areas, small=self.small_fraction, large=self.large_fraction
         )
@@ -404,35 +410,35 @@ class SyntheticShapes:
             "name": self.names[index],
             "instances": inst,
             "boxes": boxes_from_instances(inst),
-            "box_labels": np.array([by_id[int(i)]["cls"] for i in old_ids], dtype=np.int64),
+            "box_labels": np.array([by_id[int(i)].cls for i in old_ids], dtype=np.int64),
             "size_map": size_map,
         }
         return sample, self._describe(inst, old_ids, areas, by_id)
 
     def _paint(
-        self, rng: np.random.Generator, plan: list[dict], canvas: np.ndarray, yy: np.ndarray,
+        self, rng: np.random.Generator, plan: list[PlannedObject], canvas: np.ndarray, yy: np.ndarray,
         xx: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Paint ``plan`` onto ``canvas`` back to front; give each object its ``id`` (1..) and
+        """Paint ``plan`` onto ``canvas`` back to front; give each object its ``instance`` id (1..) and
         return ``(mask (H, W) uint8, instances (H, W) int32, full shape area of each id (K + 1,))``."""
         h, w = self.size
         mask = np.zeros((h, w), dtype=np.uint8)
         inst = np.zeros((h, w), dtype=np.int32)
         full_area = np.zeros(len(plan) + 1, dtype=np.int64)
         for k, obj in enumerate(plan, start=1):
-            obj["id"] = k
-            r = obj["r"]
-            y0, y1 = max(int(obj["cy"] - r) - 1, 0), min(int(obj["cy"] + r) + 2, h)
-            x0, x1 = max(int(obj["cx"] - r) - 1, 0), min(int(obj["cx"] + r) + 2, w)
+            obj.instance = k
+            r = obj.r
+            y0, y1 = max(int(obj.cy - r) - 1, 0), min(int(obj.cy + r) + 2, h)
+            x0, x1 = max(int(obj.cx - r) - 1, 0), min(int(obj.cx + r) + 2, w)
             if y0 >= y1 or x0 >= x1:
                 continue
             ys, xs = yy[y0:y1], xx[:, x0:x1]
-            dy = (ys + 0.5 - obj["cy"]) / r
-            dx = (xs + 0.5 - obj["cx"]) / r
-            ca, sa = math.cos(obj["angle"]), math.sin(obj["angle"])
+            dy = (ys + 0.5 - obj.cy) / r
+            dx = (xs + 0.5 - obj.cx) / r
+            ca, sa = math.cos(obj.angle), math.sin(obj.angle)
             u = ca * dx + sa * dy
             v = -sa * dx + ca * dy
-            inside = _shape_inside(SHAPES[obj["cls"] - 1], u, v)
+            inside = _shape_inside(SHAPES[obj.cls - 1], u, v)
             n_in = int(inside.sum())
             if n_in == 0:
                 continue
@@ -440,12 +446,12 @@ class SyntheticShapes:
             below = canvas[y0:y1, x0:x1][inside].mean(axis=0)
             tex = self._paint_object(rng, obj, inside, ys, xs, u, v, below)
             canvas[y0:y1, x0:x1][inside] = tex[inside]
-            mask[y0:y1, x0:x1][inside] = obj["cls"]
+            mask[y0:y1, x0:x1][inside] = obj.cls
             inst[y0:y1, x0:x1][inside] = k
         return mask, inst, full_area
 
     def _describe(
-        self, inst: np.ndarray, old_ids: np.ndarray, areas: np.ndarray, by_id: dict[int, dict]
+        self, inst: np.ndarray, old_ids: np.ndarray, areas: np.ndarray, by_id: dict[int, PlannedObject]
     ) -> list[dict]:
         """The visible objects of a painted scene, as :meth:`objects` describes them."""
         h, w = self.size
@@ -455,16 +461,16 @@ class SyntheticShapes:
         objects = []
         for n, old in enumerate(old_ids, start=1):
             o = by_id[int(old)]
-            parent = o["parent"]
+            parent = o.parent
             objects.append(
                 {
                     "instance_id": n,
-                    "class_id": o["cls"],
-                    "shape": SHAPES[o["cls"] - 1],
+                    "class_id": o.cls,
+                    "shape": SHAPES[o.cls - 1],
                     "full_area": int(areas[n - 1]),
                     "visible_area": int(visible[n]),
                     "bucket": int(buckets[n - 1]),
-                    "parent": None if parent is None else new_id.get(parent.get("id", -1), -1),
+                    "parent": None if parent is None else new_id.get(parent.instance, -1),
                 }
             )
         return objects

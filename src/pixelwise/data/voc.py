@@ -67,15 +67,13 @@ def seg11valid_list() -> list[str]:
     return list(_shipped_seg11valid())
 
 
-def seg11valid_ids(voc_root: str | Path | None = None, sbd_root: str | Path | None = None) -> list[str]:
+def seg11valid_ids(voc_root: str | Path | None = None) -> list[str]:
     """Return FCN's ``seg11valid`` ids (the shipped list, in its order), checked against ``voc_root``.
 
     With ``voc_root`` (a VOC2012 directory, or a directory above it), every listed id must have
     ``SegmentationClass/<id>.png`` there, else a one-line :class:`DataError` names the root and
-    some missing ids. ``sbd_root`` is not needed any more (the list is not recomputed from SBD);
-    it is accepted, and not read, so that older calls keep working.
+    some missing ids.
     """
-    del sbd_root  # kept in the signature for older callers; the shipped list needs no SBD
     ids = seg11valid_list()
     if voc_root is not None:
         root = VOC_LAYOUT.find_root(voc_root)
@@ -94,16 +92,10 @@ class VOCSegmentation(ListedDataset):
 
     ``split`` names a list in ``ImageSets/Segmentation`` or is ``"seg11valid"`` (FCN's validation
     set: the 736 ids of the list FCN released, shipped as package data). ``ids`` overrides the split.
-    ``sbd_root`` is accepted for older calls and not needed. ``with_instances``: None = when
-    SegmentationObject/ exists, True = required, False = never.
+    ``with_instances``: None = when SegmentationObject/ exists, True = required, False = never.
     """
 
     layout = VOC_LAYOUT
-
-    def __init__(self, root: str | Path, split: str = "train", *, ids: list[str] | None = None,
-                 with_instances: bool | None = None, sbd_root: str | Path | None = None) -> None:
-        del sbd_root  # accepted so that older calls keep working; seg11valid needs no SBD
-        super().__init__(root, split, ids=ids, with_instances=with_instances)
 
     def _split_ids(self, split: str) -> list[str]:
         return seg11valid_ids(self.root) if split == "seg11valid" else voc_split_ids(self.root, split)

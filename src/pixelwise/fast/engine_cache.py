@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pixelwise.cache import cache_dir
+from pixelwise.cache import cache_dir, settings_key
 from pixelwise.errors import CheckpointError
 
 CACHE_FORMAT = 1
@@ -66,8 +66,7 @@ def engine_key(model: nn.Module, *, engine: str, exporter: str, side: int) -> st
                 "names": getattr(model, "class_names", None), "colors": getattr(model, "class_colors", None),
                 "scale": float(getattr(model, "input_scale", 1.0)),
                 "engine": engine, "exporter": exporter, "side": side, **_versions()}
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    return settings_key(settings, length=24)
 
 
 def entry_path(key: str) -> Path:

@@ -4,7 +4,9 @@ The entry point is :func:`segment` (``(H, W, 3)`` uint8 RGB image -> ``(C, H, W)
 probabilities), which picks the path for the model type; its options are :class:`DenseOptions`,
 :class:`ProposalOptions` and :class:`PostOptions` (``options``). The pieces live in their own
 modules: ``predict`` (whole image, batches), ``sliding``, ``tta``, ``proposals``, ``boxes``,
-``aggregate``, ``crf``.
+``aggregate``, ``crf``. Batch runs (``predict``, ``compare``, ``serve``) add ``loading`` (the model a
+run names, as an engine), ``inputs`` (image paths), ``outputs`` (the files per image) and
+``summary`` (class names and the per-image record).
 """
 
 from pixelwise.inference.aggregate import deconvnet_on_boxes

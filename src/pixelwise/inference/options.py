@@ -18,9 +18,20 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
+from pixelwise.inference.aggregate import AGGREGATIONS
 from pixelwise.inference.boxes import ENLARGE, MIN_BOX, TOP_K
 from pixelwise.inference.crf import CRF_DEFAULTS, DEFAULT_CRF_PRESET
+
+UNCOVERED = ("whole", "background", "fcn", "zero")
+"""What fills the pixels no proposal covers (:attr:`ProposalOptions.uncovered`)."""
+
+
+def _require_choice(flag: str, value: str, valid: Sequence[str]) -> None:
+    """Return None when ``value`` is one of ``valid``, else raise a one-line :class:`PixelwiseError`."""
+    if value not in valid:
+        raise PixelwiseError(f"unknown {flag} {value!r}; valid: {', '.join(valid)}")
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,15 @@ class ProposalOptions:
     :mod:`pixelwise.inference.pipeline`)."""
     pad: str | None = None
     """Colour of crops past the image: ``mean`` or ``black`` (None: the DeconvNet's ``proposal_pad``)."""
+
+    def __post_init__(self) -> None:
+        # what does not depend on the model is checked here; pipeline.check_options checks the rest
+        _require_choice("--aggregate", self.aggregate, AGGREGATIONS)
+        _require_choice("--uncovered", self.uncovered, UNCOVERED)
+        if self.pad is not None:
+            _require_choice("--pad", self.pad, PAD_COLOURS)
+        if self.method is not None and self.boxes is not None:
+            raise PixelwiseError("give proposal boxes or a proposal method, not both")
 
     @property
     def enabled(self) -> bool:

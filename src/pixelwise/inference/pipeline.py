@@ -43,7 +43,7 @@ from torch import nn
 
 from pixelwise.data.transforms import rescale_image
 from pixelwise.errors import PixelwiseError
-from pixelwise.inference.aggregate import AGGREGATIONS, PAD_COLOURS, deconvnet_on_boxes, pad_fill
+from pixelwise.inference.aggregate import deconvnet_on_boxes, pad_fill
 from pixelwise.inference.boxes import as_boxes, prepare_boxes
 from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
 from pixelwise.inference.predict import check_image, dense_logits, image_tensor, input_convention, model_kind
@@ -52,7 +52,6 @@ from pixelwise.inference.tta import augmented_probs
 from pixelwise.models.ensemble import ENSEMBLE_MODES, combine_scores
 from pixelwise.runtime import autocast
 
-UNCOVERED = ("whole", "background", "fcn", "zero")
 BACKGROUND_MARGIN = 30.0
 """Score gap that makes a filled-in background pixel certain (softmax ~ 1 - 1e-13 per class)."""
 
@@ -121,20 +120,13 @@ def deconvnet_scores(
 
 
 def check_options(kind: str, proposals: ProposalOptions, post: PostOptions) -> None:
-    """Raise a one-line :class:`PixelwiseError` for options that cannot work with a model of
-    ``kind`` (unknown names, proposals for an FCN, ``uncovered="fcn"`` without an FCN)."""
-    if proposals.aggregate not in AGGREGATIONS:
-        raise PixelwiseError(f"unknown --aggregate {proposals.aggregate!r}; valid: {', '.join(AGGREGATIONS)}")
-    if proposals.uncovered not in UNCOVERED:
-        raise PixelwiseError(f"unknown --uncovered {proposals.uncovered!r}; valid: {', '.join(UNCOVERED)}")
+    """Return None when the options can work with a model of ``kind``, else raise a one-line
+    :class:`PixelwiseError` (proposals for an FCN, ``uncovered="fcn"`` without an FCN, an unknown
+    ensemble mode). :class:`ProposalOptions` checks its own names when it is built."""
     if proposals.uncovered == "fcn" and kind != "ensemble":
         raise PixelwiseError("--uncovered fcn needs an EDeconvNet (an FCN-8s to fall back on); use whole or background")
-    if proposals.pad is not None and proposals.pad not in PAD_COLOURS:
-        raise PixelwiseError(f"unknown --pad {proposals.pad!r}; valid: {', '.join(PAD_COLOURS)}")
     if post.ensemble_mode is not None and post.ensemble_mode not in ENSEMBLE_MODES:
         raise PixelwiseError(f"unknown ensemble --mode {post.ensemble_mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
-    if proposals.method is not None and proposals.boxes is not None:
-        raise PixelwiseError("give proposal boxes or a proposal method, not both")
     if proposals.enabled and kind in ("fcn", "generic"):
         raise PixelwiseError(
             "proposals apply to DeconvNet and EDeconvNet only; FCN segments the whole image (use --tile for large images)"

@@ -26,6 +26,11 @@ from pixelwise.errors import PixelwiseError
 FAMILIES = ("fcn", "deconvnet", "ensemble")
 """The model families; ``"other"`` (:func:`model_family`) is any module outside them."""
 
+# the texts of the sizes an exported graph takes (its ONNX metadata ``input_sizes``)
+_ANY_TEXT = "any"
+_MULTIPLE_OF_32_TEXT = "multiple_of_32_min_"
+_FIXED_TEXT = "fixed:"
+
 
 def pad_to_multiple(side: int, multiple: int = 32, minimum: int = 0) -> int:
     """Return the smallest side ``>= side`` that is a multiple of ``multiple`` and ``>= minimum``
@@ -55,9 +60,50 @@ class SizeRule:
         """Return True when ``height x width`` is a valid size itself."""
         return (height, width) == self.valid_size(height, width)
 
+    def check(self, height: int, width: int, subject: str, advice: str) -> None:
+        """Return None when ``height x width`` is valid; else raise the one-line
+        :class:`PixelwiseError` every caller shares, naming ``subject`` and ending in ``advice``."""
+        if self.is_valid(height, width):
+            return
+        raise PixelwiseError(
+            f"{subject} needs input sides that are multiples of {self.multiple} and >= {self.minimum}, "
+            f"got {height}x{width}; {advice}"
+        )
+
+    def to_text(self) -> str | None:
+        """Return the rule as an exported graph's ``input_sizes`` text: ``any`` or
+        ``multiple_of_32_min_<minimum>``; None when no such text says it (a multiple other than 32:
+        the graph is then exported at one fixed size, :func:`fixed_size_text`)."""
+        if self.any_size:
+            return _ANY_TEXT
+        return f"{_MULTIPLE_OF_32_TEXT}{self.minimum}" if self.multiple == 32 else None
+
+    @classmethod
+    def from_text(cls, text: str) -> "SizeRule | None":
+        """Return the rule an ``input_sizes`` text of :meth:`to_text` names; None for any other text
+        (``fixed:HxW``, a graph of one size: see :func:`fixed_size_from_text`)."""
+        if text == _ANY_TEXT:
+            return cls()
+        if text.startswith(_MULTIPLE_OF_32_TEXT):
+            return cls(32, int(text[len(_MULTIPLE_OF_32_TEXT):]))
+        return None
+
 
 ANY_SIZE = SizeRule()
 """The rule of models that take every size (FCN, EDeconvNet)."""
+
+
+def fixed_size_text(height: int, width: int) -> str:
+    """Return the ``input_sizes`` text of a graph exported for ``height x width`` only: ``fixed:HxW``."""
+    return f"{_FIXED_TEXT}{height}x{width}"
+
+
+def fixed_size_from_text(text: str) -> tuple[int, int] | None:
+    """Return ``(height, width)`` of a ``fixed:HxW`` text (:func:`fixed_size_text`), None for any other."""
+    if not text.startswith(_FIXED_TEXT):
+        return None
+    height, width = text[len(_FIXED_TEXT):].split("x")
+    return int(height), int(width)
 
 
 @dataclass(frozen=True)
@@ -172,15 +218,11 @@ class ModelInterface:
         return self.size_rule.is_valid(height, width)
 
     def check_input_size(self, height: int, width: int) -> None:
-        """Raise :class:`PixelwiseError` (one line) unless ``height x width`` is a valid size."""
-        if self.is_valid_size(height, width):
-            return
+        """Return None when ``height x width`` is a valid size, else raise :class:`PixelwiseError`
+        (one line, :meth:`SizeRule.check`)."""
         rule = self.size_rule
-        raise PixelwiseError(
-            f"{self._size_subject} needs input sides that are multiples of {rule.multiple} and >= "
-            f"{rule.minimum}, got {height}x{width}; resize proposals to {rule.minimum}x{rule.minimum} "
-            "or use forward_any_size()"
-        )
+        rule.check(height, width, self._size_subject,
+                   f"resize proposals to {rule.minimum}x{rule.minimum} or use forward_any_size()")
 
     @property
     def _size_subject(self) -> str:

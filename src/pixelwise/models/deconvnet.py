@@ -9,6 +9,7 @@ from torch import nn
 from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
 from pixelwise.models.base import SegmentationModel, SizeRule, prefixed
+from pixelwise.models.layers import max_unpool2d
 from pixelwise.models.vgg import MIN_CHANNELS, VGG16, scaled
 
 # The decoder, one entry per unpooling stage (deepest first): (stage, [output channels of each
@@ -152,7 +153,7 @@ class DeconvNet(SegmentationModel):
             aux.append(self.aux_score["deconv_fc6"](y))
         for (stage, _), names in zip(DECODER_STAGES, self.deconv_names):
             indices, size = switches[stage - 1]
-            y = F.max_unpool2d(y, indices, 2, 2, output_size=size)
+            y = max_unpool2d(y, indices, 2, 2, output_size=size)
             for name in names:
                 y = self._deconv_bn_relu(name, y)
             if aux is not None and names[-1] in self.aux_score:

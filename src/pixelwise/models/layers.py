@@ -1,4 +1,4 @@
-"""Small building blocks shared by the models: bilinear kernels, crops, geometry bookkeeping."""
+"""Small building blocks shared by the models: bilinear kernels, crops, max-unpooling, geometry bookkeeping."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -43,6 +44,64 @@ class BilinearUpsample(nn.ConvTranspose2d):
 def crop(x: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
     """Return ``x[..., top:top+height, left:left+width]`` (a Caffe ``Crop`` layer)."""
     return x[..., top : top + height, left : left + width]
+
+
+def max_unpool2d(
+    input: torch.Tensor,
+    indices: torch.Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    output_size=None,
+) -> torch.Tensor:
+    """Return ``F.max_unpool2d(input, indices, ...)``: ``(N, C, H_out, W_out)`` (DeconvNet's unpooling).
+
+    Eager (and compiled) runs call torch's kernel. While ``torch.onnx.export`` traces the model
+    (either exporter) the same result is computed by :func:`scatter_max_unpool2d`: tracing
+    ``F.max_unpool2d`` fails in current torch (its Python size check compares traced sizes), and
+    ONNX ``MaxUnpool`` wants indices over the whole tensor where torch's are per plane. The choice
+    is made here, per call, so nothing process-wide is swapped (``serve`` runs requests on threads
+    while a run may be exporting an engine).
+    """
+    if _onnx_tracing():
+        return scatter_max_unpool2d(input, indices, kernel_size, stride, padding, output_size)
+    return F.max_unpool2d(input, indices, kernel_size, stride, padding, output_size)
+
+
+def _onnx_tracing() -> bool:
+    """Whether this call is being traced by an ONNX exporter: TorchScript's (``jit.is_tracing``,
+    a per-thread state) or dynamo's (``torch.export`` underneath). Checks tracing first, so that an
+    eager forward never imports ``torch.onnx``."""
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling()) and torch.onnx.is_in_onnx_export()
+
+
+def scatter_max_unpool2d(
+    input: torch.Tensor,
+    indices: torch.Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    output_size=None,
+) -> torch.Tensor:
+    """Same result as ``F.max_unpool2d`` for ``(N, C, h, w)`` input and per-plane indices,
+    written as a scatter so that it traces and exports (``ScatterElements``) with dynamic sizes.
+    Returns ``(N, C, H_out, W_out)``."""
+    k = _pair(kernel_size)
+    s = _pair(stride if stride is not None else kernel_size)
+    p = _pair(padding)
+    n, c, h, w = input.shape
+    if output_size is None:
+        out_h = (h - 1) * s[0] + k[0] - 2 * p[0]
+        out_w = (w - 1) * s[1] + k[1] - 2 * p[1]
+    else:
+        out_h, out_w = output_size[-2], output_size[-1]
+    flat = input.new_zeros((n, c, out_h * out_w))
+    flat = flat.scatter(2, indices.flatten(2), input.flatten(2))
+    return flat.reshape(n, c, out_h, out_w)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (v[0], v[1])
 
 
 @dataclass(frozen=True)

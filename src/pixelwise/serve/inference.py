@@ -241,8 +241,8 @@ def render_overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
 def legend_rows(mask: np.ndarray, class_names: list[str], palette: np.ndarray | None = None) -> list[dict]:
     """Classes present in ``mask``, largest first: index, name, pixels, share (0..1) and colour
     (``#rrggbb``); the class summary of ``pixelwise predict``'s JSON plus the colour."""
-    from pixelwise.cli.predict import class_summary
     from pixelwise.data.palette import voc_palette
+    from pixelwise.inference.summary import class_summary
 
     names = list(class_names)
     top = int(mask.max()) if mask.size else 0

@@ -98,9 +98,9 @@ def _prepare(model: nn.Module, device) -> PreparedModel:
 
 
 def _served(model: PreparedModel, label: str, source: str) -> ServedModel:
-    from pixelwise.cli.predict import class_names_of
     from pixelwise.inference.pipeline import proposal_size
     from pixelwise.inference.predict import model_kind
+    from pixelwise.inference.summary import class_names_of
 
     kind = model_kind(model)
     num_classes = int(model.num_classes or 0)
@@ -126,7 +126,7 @@ def load_checkpoint_model(path: str | Path, device) -> ServedModel:
 
     file = run_checkpoint(path)
     if file.suffix.lower() == ".onnx":
-        from pixelwise.cli.predict import load_onnx_model
+        from pixelwise.optimize import load_onnx_model
 
         model = load_onnx_model(str(file))
     else:
@@ -137,7 +137,7 @@ def load_checkpoint_model(path: str | Path, device) -> ServedModel:
 def load_pair(fcn: str | Path, deconvnet: str | Path, device, *, mode: str = "mean") -> ServedModel:
     """Load an FCN-8s and a DeconvNet checkpoint (files or run folders) as one EDeconvNet."""
     from pixelwise.checkpoint import load_model
-    from pixelwise.cli.ensemble import build_edeconvnet
+    from pixelwise.models.assemble import build_edeconvnet
 
     fcn_file, deconv_file = run_checkpoint(fcn), run_checkpoint(deconvnet)
     model = build_edeconvnet(load_model(fcn_file), load_model(deconv_file), mode=mode,

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from pixelwise.checkpoint import atomic_file, load_checkpoint, make_checkpoint, save_checkpoint
-from pixelwise.errors import CheckpointError
+from pixelwise.errors import CheckpointError, one_line
 
 
 @dataclass
@@ -149,8 +149,7 @@ def restore_training(
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
-        first = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())[:300]
-        raise CheckpointError(f"{source}: weights do not fit the configured model: {first}") from None
+        raise CheckpointError(f"{source}: weights do not fit the configured model: {one_line(exc)}") from None
     training = ckpt["training"]
     try:
         optimizer.load_state_dict(training["optimizer"])

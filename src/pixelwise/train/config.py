@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from pixelwise.convention import PAD_COLOURS
-from pixelwise.errors import PixelwiseError
+from pixelwise.data import DATASETS
+from pixelwise.errors import PixelwiseError, first_line
 
 SAMPLINGS = ("whole", "objects", "proposals")
 LR_POLICIES = ("fixed", "step", "periodic", "poly")
@@ -122,7 +123,7 @@ class TrainConfig:
     backbone_weights: str | None = _f(None, "ImageNet VGG16 weights for the backbone (torchvision .pth or Caffe "
                                       ".caffemodel); they set the input convention")
     # -- data -----------------------------------------------------------------------------------
-    dataset: str = _f("synthetic", "dataset: synthetic, voc, sbd, sbd_voc_train, folder, camvid")
+    dataset: str = _f("synthetic", f"dataset: {', '.join(DATASETS)}")
     data_root: str | None = _f(None, "dataset root folder (not needed for synthetic)")
     data_options: dict = _f({}, "extra dataset options, e.g. size=64 sbd_root=... (CLI: --data KEY=VALUE)",
                             cli=False)
@@ -345,8 +346,7 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PixelwiseError(f"--config {path}: not valid YAML: {first}") from None
+        raise PixelwiseError(f"--config {path}: not valid YAML: {first_line(exc, None)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

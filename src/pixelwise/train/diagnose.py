@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelwise.metrics import fallback_class_names
+
 COLLAPSE_SHARE = 0.99
 """A model is collapsed when at least this share of its predicted pixels falls in one class."""
 
@@ -76,8 +78,7 @@ def collapse_message(matrix: Sequence[Sequence[int]] | np.ndarray | torch.Tensor
     found = find_collapse(matrix, threshold)
     if found is None:
         return None
-    names = list(class_names or [])
-    name = names[found.label] if found.label < len(names) else f"class_{found.label}"
+    name = fallback_class_names(class_names, found.label + 1)[found.label]
     lr = "an lr that does not fit the loss normalisation" + (" (see the warning at the start)" if lr_warning else "")
     return (f"{where}: {model} predicts {name!r} on {100 * found.share:.1f} % of pixels (truth: "
             f"{100 * found.truth_share:.1f} %): collapsed; likely causes: {lr}, {PRETRAINED_HINT}, or too few steps")

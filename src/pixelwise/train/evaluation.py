@@ -31,7 +31,7 @@ from pixelwise.train import data as tdata
 from pixelwise.train import distributed as dist_utils
 from pixelwise.train.config import TrainConfig
 from pixelwise.train.diagnose import collapse_message, display_name
-from pixelwise.train.loop import evaluate
+from pixelwise.train.loop import EvalSettings, evaluate
 from pixelwise.train.runlog import to_json
 from pixelwise.viz.confusion import plot_confusion
 
@@ -145,8 +145,8 @@ def run_eval(
                                      precision=precision, progress=show, rank=info.rank, world_size=info.world_size)
     else:
         loader = tdata.eval_loader(ds, batch_size, rank=info.rank, world_size=info.world_size)
-        results = evaluate(model, loader, num_classes, device=info.device, precision=precision, progress=show,
-                           desc=f"eval {ckpt['model_spec']['name']}", resize=resize, boundary=True)
+        settings = EvalSettings(device=info.device, precision=precision, resize=resize, boundary=True, progress=show)
+        results = evaluate(model, loader, num_classes, settings, desc=f"eval {ckpt['model_spec']['name']}")
     results.update({
         "checkpoint": str(checkpoint),
         "model": ckpt["model_spec"]["name"],

@@ -8,6 +8,9 @@ Loss normalisation (``reduction``):
   forward batch (Caffe ``normalize: false``; with the heavy recipe's batch 1 it is the plain sum).
 
 With gradient accumulation the ``iter_size`` forward passes' losses are averaged, as Caffe does.
+
+How the steps and the evaluations compute is fixed for a run: :class:`StepSettings` and
+:class:`EvalSettings`, built once (:func:`pixelwise.train.run.build_run`) and passed whole.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +73,52 @@ def training_loss(output: torch.Tensor | tuple, target: torch.Tensor, *, reducti
     return loss
 
 
+@dataclass(frozen=True)
+class StepSettings:
+    """How every training step of a run computes (:func:`train_step`)."""
+
+    device: torch.device = torch.device("cpu")
+    """Where the batches are moved (a name such as ``"cpu"`` is accepted)."""
+    reduction: str = "mean"
+    """Loss normalisation of the default loss: ``mean`` or ``sum`` (see the module doc)."""
+    ignore_index: int = 255
+    """Label that no loss is computed for."""
+    precision: str = "fp32"
+    """Autocast precision of the forward pass: ``fp32``, ``bf16`` or ``fp16``."""
+    channels_last: bool = False
+    """Feed the images in channels-last memory format."""
+    aux_weight: float = 0.0
+    """Weight of the deep-supervision losses (see :func:`training_loss`)."""
+    loss_fn: LossFn | None = None
+    """The loss (default: :func:`segmentation_loss` with ``reduction`` and ``ignore_index``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", torch.device(self.device))
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How the whole-image evaluations of a run compute (:func:`evaluate`)."""
+
+    device: torch.device = torch.device("cpu")
+    """Where the batches are moved (a name such as ``"cpu"`` is accepted)."""
+    precision: str = "fp32"
+    """Autocast precision of the forward pass."""
+    ignore_index: int = 255
+    """Label that is not scored."""
+    channels_last: bool = False
+    """Feed the images in channels-last memory format."""
+    resize: int | None = None
+    """Run the network on images resized to ``resize x resize`` (see :func:`whole_image_forward`)."""
+    boundary: bool = False
+    """Also compute the boundary F1 score."""
+    progress: bool = False
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", torch.device(self.device))
+
+
 def whole_image_forward(model: nn.Module, x: torch.Tensor, resize: int | None = None) -> torch.Tensor:
     """Return ``(N, C, H, W)`` logits for any input size: DeconvNet through ``forward_any_size``.
 
@@ -112,38 +162,33 @@ def train_step(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
     micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+    settings: StepSettings,
     *,
-    device: torch.device,
-    reduction: str = "mean",
-    ignore_index: int = 255,
-    precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
-    channels_last: bool = False,
-    aux_weight: float = 0.0,
-    loss_fn: LossFn | None = None,
 ) -> float:
-    """Run one optimiser step over ``micro_batches`` (gradient accumulation) and return the mean loss.
+    """Run one optimiser step over ``micro_batches`` (gradient accumulation) as ``settings`` say
+    and return the mean loss.
 
     ``module`` maps ``(N, 3, H, W)`` -> ``(N, C, H, W)``, or to ``(logits, aux)`` with deep
     supervision (see :func:`training_loss`; may be a DDP wrapper: gradients are then synchronised on
-    the last micro-batch only). ``loss_fn``: the loss (default: cross-entropy with ``reduction`` and
-    ``ignore_index``). The caller steps the lr scheduler.
+    the last micro-batch only). ``scaler``: fp16's gradient scaler. The caller steps the lr scheduler.
     """
     optimizer.zero_grad(set_to_none=True)
     n = len(micro_batches)
     total = 0.0
+    device = settings.device
     for i, (images, masks) in enumerate(micro_batches):
         images = images.to(device, non_blocking=True)
-        if channels_last:
+        if settings.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         masks = masks.to(device, non_blocking=True)
         sync = i == n - 1 or not hasattr(module, "no_sync")
         ctx = contextlib.nullcontext() if sync else module.no_sync()
         with ctx:
-            with autocast(device, precision):
+            with autocast(device, settings.precision):
                 output = module(images)
-            loss = training_loss(output, masks, reduction=reduction, ignore_index=ignore_index,
-                                 aux_weight=aux_weight, loss_fn=loss_fn) / n
+            loss = training_loss(output, masks, reduction=settings.reduction, ignore_index=settings.ignore_index,
+                                 aux_weight=settings.aux_weight, loss_fn=settings.loss_fn) / n
             if scaler is not None:
                 scaler.scale(loss).backward()
             else:
@@ -162,17 +207,15 @@ def train_steps(
     optimizer: torch.optim.Optimizer,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     steps: int,
+    settings: StepSettings | None = None,
     *,
     iter_size: int = 1,
     scheduler=None,
-    device: torch.device | str = "cpu",
-    reduction: str = "mean",
-    ignore_index: int = 255,
-    loss_fn: LossFn | None = None,
 ) -> list[float]:
     """Train ``model`` for ``steps`` optimiser steps of ``iter_size`` batches each from
-    ``batches`` (cycled if shorter); return the per-step losses. ``loss_fn``: see :func:`train_step`."""
-    device = torch.device(device)
+    ``batches`` (cycled if shorter), as ``settings`` say (None: the defaults, on CPU); return the
+    per-step losses."""
+    settings = settings or StepSettings()
     model.train()
     source: Iterator = iter(batches)
     losses = []
@@ -184,8 +227,7 @@ def train_steps(
             except StopIteration:
                 source = iter(batches)
                 micro.append(next(source))
-        losses.append(train_step(model, optimizer, micro, device=device, reduction=reduction,
-                                 ignore_index=ignore_index, loss_fn=loss_fn))
+        losses.append(train_step(model, optimizer, micro, settings))
         if scheduler is not None:
             scheduler.step()
     return losses
@@ -196,38 +238,33 @@ def evaluate(
     model: nn.Module,
     loader: Iterable,
     num_classes: int,
+    settings: EvalSettings | None = None,
     *,
-    device: torch.device | str = "cpu",
-    precision: str = "fp32",
-    ignore_index: int = 255,
-    channels_last: bool = False,
-    progress: bool = False,
     desc: str = "eval",
-    resize: int | None = None,
-    boundary: bool = False,
 ) -> dict:
-    """Evaluate whole images and return the metrics (with ``boundary``, the boundary F1 score too).
+    """Evaluate whole images as ``settings`` say (None: the defaults, on CPU) and return the metrics
+    (with ``settings.boundary``, the boundary F1 score too); ``desc`` labels the progress bar.
 
     ``loader`` yields ``(images (N, 3, H, W), masks (N, H, W))`` or ``(images, masks, extras)``
     (``extras["size_map"]`` (N, H, W) enables the size-bucket scores). The confusion matrices are
     summed over processes under ``torch.distributed``, so every process returns the metrics of the
-    whole data set. ``resize``: see :func:`whole_image_forward`. Images smaller than their masks
-    (a model run at an input scale) have their scores resized to the masks' size. Returns
-    :meth:`pixelwise.metrics.ConfusionMatrix.compute` plus ``confusion``
-    (C x C list), ``images``, ``seconds`` and, when size maps were given, ``size_buckets``.
+    whole data set. Images smaller than their masks (a model run at an input scale) have their
+    scores resized to the masks' size. Returns :meth:`pixelwise.metrics.ConfusionMatrix.compute` plus
+    ``confusion`` (C x C list), ``images``, ``seconds`` and, when size maps were given, ``size_buckets``.
     """
-    device = torch.device(device)
+    settings = settings or EvalSettings()
+    device = settings.device
     was_training = model.training
     model.eval()
-    evaluator = Evaluator(num_classes, ignore_index=ignore_index, device=device, boundary=boundary)
-    for batch in tqdm(loader, desc=desc, disable=not progress or None, leave=False):
+    evaluator = Evaluator(num_classes, ignore_index=settings.ignore_index, device=device, boundary=settings.boundary)
+    for batch in tqdm(loader, desc=desc, disable=not settings.progress or None, leave=False):
         start = time.perf_counter()
         images, masks = batch[0].to(device), batch[1].to(device)
         extras = batch[2] if len(batch) > 2 else {}
-        if channels_last:
+        if settings.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, precision):
-            logits = whole_image_forward(model, images, resize)
+        with autocast(device, settings.precision):
+            logits = whole_image_forward(model, images, settings.resize)
         if logits.shape[-2:] != masks.shape[-2:]:  # a model at an input scale: scored at full size
             logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
         size_map = extras["size_map"].to(device) if "size_map" in extras else None

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pixelwise.errors import PixelwiseError
+from pixelwise.metrics import fallback_class_names
 from pixelwise.runtime import cpu_supports_bf16
 from pixelwise.train import data as tdata
 from pixelwise.train import distributed as dist_utils
@@ -24,7 +25,7 @@ from pixelwise.train.batches import BatchStream
 from pixelwise.train.checkpointing import Progress, restore_training
 from pixelwise.train.config import TrainConfig, save_yaml
 from pixelwise.train.console import say
-from pixelwise.train.loop import AnySize, AuxOutputs
+from pixelwise.train.loop import AnySize, AuxOutputs, EvalSettings, LossFn, StepSettings
 from pixelwise.train.losses import ClassWeights, build_loss, resolve_class_weights
 from pixelwise.train.model_setup import (
     apply_backbone_weights,
@@ -40,7 +41,9 @@ from pixelwise.train.tblog import TensorBoardRunLog, require_tensorboard
 class TrainingRun:
     """Everything one training run works with. ``model`` is the bare model (saved, validated);
     ``module`` is what the step calls (the model wrapped for any input size / auxiliary outputs /
-    DDP). ``cfg`` is the resolved config the checkpoints and ``config.yaml`` store."""
+    DDP). ``cfg`` is the resolved config the checkpoints and ``config.yaml`` store;
+    ``step_settings`` and ``eval_settings`` are its values for the training step (with the loss)
+    and the validations."""
 
     cfg: TrainConfig
     dist: dist_utils.DistInfo
@@ -50,7 +53,8 @@ class TrainingRun:
     optimizer: torch.optim.Optimizer
     scheduler: object
     scaler: torch.amp.GradScaler | None
-    criterion: nn.Module
+    step_settings: StepSettings
+    eval_settings: EvalSettings
     train_ds: tdata.SegmentationDataset
     val_ds: tdata.SegmentationDataset | None
     val_loader: object | None
@@ -103,12 +107,29 @@ def build_run(cfg: TrainConfig, *, resume: dict | None = None, resume_source: st
         log.write({"type": "event", "step": progress.step, **class_weights.record()})
     return TrainingRun(
         cfg=cfg, dist=dist, out=Path(cfg.out), model=model, module=_step_module(cfg, model, dist),
-        optimizer=optimizer, scheduler=scheduler, scaler=scaler, criterion=build_loss(cfg, num_classes),
+        optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+        step_settings=step_settings(cfg, dist, build_loss(cfg, num_classes)), eval_settings=eval_settings(cfg, dist),
         train_ds=train_ds, val_ds=val_ds, val_loader=val_loader, class_names=class_names,
         class_weights=class_weights, log=log, progress=progress,
         batches=BatchStream(train_ds, cfg, progress, rank=dist.rank, world_size=dist.world_size),
         copied_tensors=copied, started=started,
     )
+
+
+def step_settings(cfg: TrainConfig, dist: dist_utils.DistInfo, loss_fn: LossFn) -> StepSettings:
+    """Return how the run's training steps compute: the config's loss normalisation, precision,
+    memory format and deep-supervision weight, on the process's device, with ``loss_fn``."""
+    return StepSettings(device=dist.device, reduction=cfg.loss_reduction, ignore_index=cfg.ignore_index,
+                        precision=cfg.precision, channels_last=cfg.channels_last, aux_weight=cfg.deep_supervision,
+                        loss_fn=loss_fn)
+
+
+def eval_settings(cfg: TrainConfig, dist: dist_utils.DistInfo) -> EvalSettings:
+    """Return how the run's validations compute: the config's precision, memory format and
+    ``eval_resize``, with the boundary F1 score, a progress bar on the main process only."""
+    return EvalSettings(device=dist.device, precision=cfg.precision, ignore_index=cfg.ignore_index,
+                        channels_last=cfg.channels_last, resize=cfg.eval_resize, boundary=True,
+                        progress=cfg.progress and dist.is_main)
 
 
 def _set_up_process(cfg: TrainConfig) -> dist_utils.DistInfo:
@@ -140,8 +161,7 @@ def _num_classes(cfg: TrainConfig, train_ds) -> int:
 
 
 def _class_names(dataset, num_classes: int) -> list[str]:
-    names = list(dataset.class_names)[:num_classes]
-    return names + [f"class_{i}" for i in range(len(names), num_classes)]
+    return fallback_class_names(list(dataset.class_names)[:num_classes], num_classes)
 
 
 def _initialised_model(cfg: TrainConfig, num_classes: int, device: torch.device, *,

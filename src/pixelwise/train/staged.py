@@ -112,28 +112,36 @@ def _resume_checkpoint(cfg: TrainConfig, resume: str) -> tuple[Path, dict | None
     return path, load_training_checkpoint(path)
 
 
-def run_one(cfg: TrainConfig, overrides: dict, *, resume: str | None = None, checkpoint: dict | None = None,
+def run_one(cfg: TrainConfig, overrides: dict, *, resume: str | None = None,
             on_step: Callable[[int, float], bool | None] | None = None) -> RunResult:
-    """Run one training; ``resume`` is None, ``auto`` (``out/last.pt`` if it exists) or a path
-    (``checkpoint``: that path already loaded, so it is read once).
-
-    When resuming, the checkpoint's config is used, with ``overrides`` (the options given now) on
-    top, e.g. a larger ``steps`` to train longer.
-    """
+    """Run one training and return its :class:`RunResult`; ``resume`` is None, ``auto``
+    (``out/last.pt`` if it exists) or a path (see :func:`resume_run`)."""
     if not resume:
         return fit(cfg, on_step=on_step)
-    path, ckpt = (Path(resume), checkpoint) if checkpoint is not None else _resume_checkpoint(cfg, resume)
+    path, ckpt = _resume_checkpoint(cfg, resume)
     if ckpt is None:
         return fit(cfg, on_step=on_step)
-    saved = dict(ckpt["config"])
+    return resume_run(ckpt, path, overrides, on_step=on_step)
+
+
+def resumed_config(saved: dict, overrides: dict, path: str | Path) -> tuple[TrainConfig, list[str]]:
+    """Return the config of a resumed run, the checkpoint's ``saved`` config with ``overrides`` (the
+    options given now, e.g. a larger ``steps``) on top, and the names of the options that changed.
+    A ``median-freq`` request keeps the weights the checkpoint computed when its run started."""
     if overrides.get("class_weights") == "median-freq" and saved.get("class_weights") not in (None, "median-freq"):
-        # the checkpoint's config holds the median-frequency weights computed when the run started
         overrides = {k: v for k, v in overrides.items() if k != "class_weights"}
     changed = sorted(k for k, v in overrides.items() if k in saved and saved[k] != v)
-    merged = TrainConfig.from_dict({**saved, **overrides}, source=f"{path} + options")
+    return TrainConfig.from_dict({**saved, **overrides}, source=f"{path} + options"), changed
+
+
+def resume_run(ckpt: dict, path: str | Path, overrides: dict, *,
+               on_step: Callable[[int, float], bool | None] | None = None) -> RunResult:
+    """Continue the run of the loaded checkpoint ``ckpt`` (read from ``path``) with ``overrides`` on
+    its config (:func:`resumed_config`); return its :class:`RunResult`."""
+    cfg, changed = resumed_config(dict(ckpt["config"]), overrides, path)
     if changed:
         say(f"options changed from the checkpoint's config: {', '.join(changed)}")
-    return fit(merged, resume=ckpt, resume_source=str(path), on_step=on_step)
+    return fit(cfg, resume=ckpt, resume_source=str(path), on_step=on_step)
 
 
 def launch(overrides: dict, *, resume: str | None = None,
@@ -141,11 +149,8 @@ def launch(overrides: dict, *, resume: str | None = None,
     """Resolve ``overrides`` (YAML options merged with flags) into configs and train; return one
     :class:`RunResult` per stage (one for a plain run). An interrupted stage ends the sequence."""
     if resume and resume != "auto" and not overrides.get("stages"):
-        # the checkpoint's config decides the run; resolve only to catch bad options early
-        path = Path(resume)
-        ckpt = load_training_checkpoint(path)
-        cfg = TrainConfig.from_dict({**ckpt["config"], **overrides}, source=f"{path} + options")
-        return [run_one(cfg, overrides, resume=str(path), checkpoint=ckpt, on_step=on_step)]
+        path = Path(resume)  # the checkpoint's config decides the run
+        return [resume_run(load_training_checkpoint(path), path, overrides, on_step=on_step)]
     cfg = resolve_config(overrides)
     if not cfg.stages:
         return [run_one(cfg, overrides, resume=resume, on_step=on_step)]

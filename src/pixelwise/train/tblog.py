@@ -35,6 +35,8 @@ import torch
 from torch import nn
 
 from pixelwise.errors import PixelwiseError
+from pixelwise.metrics import fallback_class_names
+from pixelwise.train.loop import EvalSettings, whole_image_forward
 from pixelwise.train.runlog import RunLog
 
 INSTALL_HINT = "pip install 'pixelwise[tb]'"
@@ -76,9 +78,10 @@ def markdown_table(results: dict, class_names: Sequence[str], note: str | None =
     lines = ["| pixel acc. | mean acc. | mean IU | f.w. IU |", "|---:|---:|---:|---:|",
              "| " + " | ".join(_pct(results.get(k)) for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")) + " |",
              "", "| id | class | IU |", "|---:|:---|---:|"]
-    for i, iu in enumerate(results.get("per_class_iu", [])):
-        name = class_names[i] if i < len(class_names) else f"class_{i}"
-        lines.append(f"| {i} | {name} | {_pct(iu)} |")
+    per_class = results.get("per_class_iu", [])
+    names = fallback_class_names(class_names, len(per_class))
+    for i, iu in enumerate(per_class):
+        lines.append(f"| {i} | {names[i]} | {_pct(iu)} |")
     if note:
         lines += ["", f"**{note}**"]
     return "\n".join(lines)
@@ -106,7 +109,6 @@ def prediction_panels(model: nn.Module, dataset: Any, count: int = PREDICTION_IM
     from pixelwise.data.palette import colorize
     from pixelwise.data.transforms import normalize_image
     from pixelwise.runtime import autocast
-    from pixelwise.train.loop import whole_image_forward
 
     device = torch.device(device)
     was_training = model.training
@@ -180,24 +182,27 @@ class TensorBoardRunLog(RunLog):
 
     def validation_details(self, step: int, results: dict, class_names: Sequence[str], *,
                            model: nn.Module | None = None, dataset: Any = None,
-                           device: torch.device | str = "cpu", precision: str = "fp32",
-                           resize: int | None = None, note: str | None = None) -> None:
+                           settings: EvalSettings | None = None, note: str | None = None) -> None:
         """Write per-class IU scalars, the markdown table (with ``note``, e.g. a collapse line) and,
-        given ``model`` and ``dataset``, the prediction images of one validation. No-op unless
-        TensorBoard logging is on (and this is the writing process)."""
+        given ``model`` and ``dataset``, the prediction images of one validation, run as the
+        validation's ``settings`` say (device, precision, resize; None: the defaults). Returns None;
+        a no-op unless TensorBoard logging is on (and this is the writing process)."""
         if not self.tensorboard:
             return
         writer = self._open()
-        for i, iu in enumerate(results.get("per_class_iu", [])):
+        per_class = results.get("per_class_iu", [])
+        names = fallback_class_names(class_names, len(per_class))
+        for i, iu in enumerate(per_class):
             if iu is not None and math.isfinite(iu):
-                name = class_names[i] if i < len(class_names) else f"class_{i}"
-                writer.add_scalar(f"iu/{name}", float(iu), step)
+                writer.add_scalar(f"iu/{names[i]}", float(iu), step)
         share = top_class_share(results["confusion"]) if "confusion" in results else None
         if share is not None:
             writer.add_scalar("val/top_class_share", share, step)
         writer.add_text("val/per_class_iu", markdown_table(results, class_names, note), step)
         if model is not None and dataset is not None:
-            panels = prediction_panels(model, dataset, device=device, precision=precision, resize=resize)
+            settings = settings or EvalSettings()
+            panels = prediction_panels(model, dataset, device=settings.device, precision=settings.precision,
+                                       resize=settings.resize)
             for i, panel in enumerate(panels):
                 writer.add_image(f"predictions/{i}", panel, step, dataformats="HWC")
         writer.flush()

@@ -158,9 +158,7 @@ def _step(run: TrainingRun, micro: list[tuple]) -> float:
     one-line error naming the fix."""
     cfg = run.cfg
     try:
-        return train_step(run.module, run.optimizer, micro, device=run.device, reduction=cfg.loss_reduction,
-                          ignore_index=cfg.ignore_index, precision=cfg.precision, scaler=run.scaler,
-                          channels_last=cfg.channels_last, aux_weight=cfg.deep_supervision, loss_fn=run.criterion)
+        return train_step(run.module, run.optimizer, micro, run.step_settings, scaler=run.scaler)
     except ValueError as exc:
         if "more than 1 value per channel" not in str(exc):
             raise
@@ -236,10 +234,7 @@ def validate(run: TrainingRun) -> dict | None:
     if run.val_loader is None:
         return None
     cfg, step = run.cfg, run.progress.step
-    results = evaluate(run.model, run.val_loader, len(run.class_names), device=run.device, precision=cfg.precision,
-                       ignore_index=cfg.ignore_index, channels_last=cfg.channels_last,
-                       progress=cfg.progress and run.is_main, desc=f"val {cfg.model}", resize=cfg.eval_resize,
-                       boundary=True)
+    results = evaluate(run.model, run.val_loader, len(run.class_names), run.eval_settings, desc=f"val {cfg.model}")
     record = {"type": "val", "step": step,
               **{k: results[k] for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "boundary_f1")}}
     if "size_buckets" in results:
@@ -254,7 +249,7 @@ def validate(run: TrainingRun) -> dict | None:
         run.log.write({"type": "event", "event": "collapsed", "step": step, "message": note})
     if run.is_main:
         run.log.validation_details(step, results, run.class_names, model=run.model, dataset=run.val_ds,
-                                   device=run.device, precision=cfg.precision, resize=cfg.eval_resize, note=note)
+                                   settings=run.eval_settings, note=note)
     return results
 
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from pixelwise.data.palette import IGNORE_COLOR, IGNORE_INDEX, colorize, voc_palette
+from pixelwise.metrics import fallback_class_names
 
 
 def comparison_grid(
@@ -67,12 +68,13 @@ def comparison_grid(
             axes[r, 0].set_ylabel(str(row_titles[r]), fontsize=8)
     if legend and present:
         handles = []
+        names = fallback_class_names(class_names, max(present) + 1)
         for label in sorted(present):
             if label == IGNORE_INDEX:
                 colour, name = np.asarray(IGNORE_COLOR), "void"
             else:
                 colour = pal[label] if label < len(pal) else voc_palette(256)[label]
-                name = class_names[label] if label < len(class_names) else f"class_{label}"
+                name = names[label]
             handles.append(Patch(facecolor=np.asarray(colour) / 255.0, edgecolor="0.3", label=name))
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
     height = fig.get_figheight()

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
-from pixelwise.errors import CheckpointError, PixelwiseError
-from pixelwise.models.base import ANY_SIZE, SizeRule
-from pixelwise.weights.onnx_export import INPUT_NAME, META_PREFIX, ONNX_HINT, SIZES_ANY, multiple_of_32_min
+from pixelwise.errors import CheckpointError, PixelwiseError, first_line
+from pixelwise.models.base import ANY_SIZE, SizeRule, fixed_size_from_text
+from pixelwise.weights.onnx_export import INPUT_NAME, META_PREFIX, ONNX_HINT
 
 
 class OnnxModel:
@@ -55,8 +55,7 @@ class OnnxModel:
                 str(self.path), opts, providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime's own exception classes
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CheckpointError(f"{self.path}: not a loadable ONNX model: {first[:200]}") from None
+            raise CheckpointError(f"{self.path}: not a loadable ONNX model: {first_line(exc)}") from None
         inputs = [i.name for i in self.session.get_inputs()]
         if INPUT_NAME not in inputs:
             raise CheckpointError(f"{self.path}: expected an input named {INPUT_NAME!r}, found {inputs}; "
@@ -76,7 +75,7 @@ class OnnxModel:
         self.pixelwise_spec: dict | None = spec
         num = meta.get("num_classes") or (spec or {}).get("num_classes")
         self.num_classes: int | None = int(num) if num else None
-        self.input_sizes: str = meta.get("input_sizes", SIZES_ANY)
+        self.input_sizes: str = meta.get("input_sizes", ANY_SIZE.to_text())
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, input_sizes={self.input_sizes!r})"
@@ -84,33 +83,24 @@ class OnnxModel:
     @property
     def fixed_size(self) -> tuple[int, int] | None:
         """``(H, W)`` for a fixed-size graph (EDeconvNet), else None."""
-        if not self.input_sizes.startswith("fixed:"):
-            return None
-        h, w = self.input_sizes.split(":", 1)[1].split("x")
-        return int(h), int(w)
+        return fixed_size_from_text(self.input_sizes)
 
     @property
     def size_rule(self) -> SizeRule:
         """The sizes a dynamic graph takes (any, or multiples of 32 from its smallest side). A
         fixed-size graph says :data:`ANY_SIZE` here: nothing pads to it from outside, and
         :meth:`check_input_size` rejects other sizes (see :attr:`fixed_size`)."""
-        side = multiple_of_32_min(self.input_sizes)
-        return ANY_SIZE if side is None else SizeRule(32, side)
+        return SizeRule.from_text(self.input_sizes) or ANY_SIZE
 
     def check_input_size(self, height: int, width: int) -> None:
-        """Raise :class:`PixelwiseError` unless the graph accepts ``height x width``."""
+        """Return None when the graph accepts ``height x width``, else raise :class:`PixelwiseError`."""
         fixed = self.fixed_size
         if fixed and (height, width) != fixed:
             raise PixelwiseError(
                 f"{self.path}: this graph was exported for {fixed[0]}x{fixed[1]} inputs, got "
                 f"{height}x{width}; use forward_any_size() or export at this size"
             )
-        rule = self.size_rule
-        if not rule.is_valid(height, width):
-            raise PixelwiseError(
-                f"{self.path}: needs sides that are multiples of {rule.multiple} and >= {rule.minimum}, got "
-                f"{height}x{width}; use forward_any_size()"
-            )
+        self.size_rule.check(height, width, f"{self.path}:", "use forward_any_size()")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``(N, C, H, W)`` float32 logits for an ``(N, 3, H, W)`` float tensor, on ``x``'s device."""

@@ -17,9 +17,10 @@ Both exporters give the same graphs for every model family within the parity tes
 
 - Max-unpooling (DeconvNet). Tracing ``F.max_unpool2d`` fails in current torch (its Python size
   check compares traced sizes), and ONNX ``MaxUnpool`` wants indices over the whole tensor while
-  torch's are per plane. During export :func:`exportable_unpooling` swaps it for the same operation
-  written as a scatter into a zero tensor (ONNX ``ScatterElements``), exact and size-dynamic; both
-  exporters use it.
+  torch's are per plane. DeconvNet's unpooling (:func:`pixelwise.models.layers.max_unpool2d`)
+  therefore computes the same operation as a scatter into a zero tensor (ONNX ``ScatterElements``,
+  exact and size-dynamic) while an exporter traces it; both exporters get it, and nothing
+  process-wide is swapped.
 - Sizes. FCN graphs take any height and width (exported with dynamic H/W). DeconvNet takes sides
   that are multiples of 32 and >= 224, also dynamic. EDeconvNet pads its DeconvNet input with
   a size-dependent Python branch, so its graph is fixed to the export size (batch stays dynamic);
@@ -47,7 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
@@ -80,46 +80,6 @@ def size_rule_text(rule: SizeRule) -> str | None:
     if rule.any_size:
         return SIZES_ANY
     return f"{MULTIPLE_OF_32_PREFIX}{rule.minimum}" if rule.multiple == 32 else None
-
-
-def scatter_max_unpool2d(
-    input: torch.Tensor,
-    indices: torch.Tensor,
-    kernel_size,
-    stride=None,
-    padding=0,
-    output_size=None,
-) -> torch.Tensor:
-    """Same result as ``F.max_unpool2d`` for ``(N, C, h, w)`` input and per-plane indices,
-    written as a scatter so that it traces and exports (``ScatterElements``) with dynamic sizes.
-    Returns ``(N, C, H_out, W_out)``."""
-    k = _pair(kernel_size)
-    s = _pair(stride if stride is not None else kernel_size)
-    p = _pair(padding)
-    n, c, h, w = input.shape
-    if output_size is None:
-        out_h = (h - 1) * s[0] + k[0] - 2 * p[0]
-        out_w = (w - 1) * s[1] + k[1] - 2 * p[1]
-    else:
-        out_h, out_w = output_size[-2], output_size[-1]
-    flat = input.new_zeros((n, c, out_h * out_w))
-    flat = flat.scatter(2, indices.flatten(2), input.flatten(2))
-    return flat.reshape(n, c, out_h, out_w)
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (v[0], v[1])
-
-
-@contextlib.contextmanager
-def exportable_unpooling():
-    """Within this block ``torch.nn.functional.max_unpool2d`` is :func:`scatter_max_unpool2d`."""
-    original = F.max_unpool2d
-    F.max_unpool2d = scatter_max_unpool2d
-    try:
-        yield
-    finally:
-        F.max_unpool2d = original
 
 
 @dataclass
@@ -357,7 +317,7 @@ def _check_dynamic_axes(program, input_sizes: str) -> None:
 def _run_exporter(kind: str, model: nn.Module, x: torch.Tensor, file: Path, opset: int, input_sizes: str) -> None:
     """Write ``model`` traced on ``x`` to ``file`` with the ``kind`` exporter."""
     names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
-    with exportable_unpooling(), _quiet_export(), torch.no_grad():
+    with _quiet_export(), torch.no_grad():
         if kind == "dynamo":
             program = torch.onnx.export(
                 model, (x,), str(file), dynamo=True, opset_version=opset,
@@ -475,9 +435,7 @@ __all__ = [
     "dynamo_unavailable",
     "example_input",
     "export_onnx",
-    "exportable_unpooling",
     "input_sizes_of",
     "read_metadata",
-    "scatter_max_unpool2d",
     "size_rule_text",
 ]

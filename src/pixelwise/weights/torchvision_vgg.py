@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from pixelwise.convention import TORCHVISION_RGB
-from pixelwise.errors import CheckpointError
+from pixelwise.errors import CheckpointError, first_line
 from pixelwise.models.vgg import VGG16_STAGES
 from pixelwise.weights.transplant import LayerMap, SourceLayer
 
@@ -60,8 +60,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict: {first[:160]}") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch state dict: {first_line(exc, 160)}") from None
     if isinstance(obj, dict) and obj.get("format") == "pixelwise.checkpoint":
         raise CheckpointError(f"{path}: already a pixelwise checkpoint; load it with --checkpoint instead")
     for key in ("state_dict", "model"):
