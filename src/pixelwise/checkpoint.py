@@ -30,16 +30,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
+from pixelwise.convention import InputConvention, get_convention
 from pixelwise.errors import CheckpointError, first_line, one_line
 from pixelwise.fileio import atomic_file  # noqa: F401  (imported from here by older code)
+from pixelwise.models.base import ModelInterface
 
 FORMAT = "pixelwise.checkpoint"
 VERSION = 1
 
 
 def make_checkpoint(
-    model: nn.Module,
+    model: ModelInterface,
     *,
     input_convention: InputConvention | None = None,
     class_names: list[str] | None = None,
@@ -50,10 +51,10 @@ def make_checkpoint(
     """Return a checkpoint dict for a model built by :func:`pixelwise.create_model`."""
     from pixelwise import __version__
 
-    spec = getattr(model, "pixelwise_spec", None)
+    spec = model.pixelwise_spec if isinstance(model, ModelInterface) else None
     if spec is None:
         raise CheckpointError("model was not built by pixelwise.create_model; cannot record its spec")
-    convention = input_convention or getattr(model, "input_convention", CAFFE_BGR)
+    convention = input_convention or model.input_convention
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -61,8 +62,8 @@ def make_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "input_convention": convention.to_dict(),
         "class_names": list(class_names) if class_names is not None else None,
-        "class_colors": getattr(model, "class_colors", None),
-        "input_scale": float(getattr(model, "input_scale", 1.0)),
+        "class_colors": model.class_colors,
+        "input_scale": float(model.input_scale),
         "config": config,
         "training": training,
         "metrics": metrics,

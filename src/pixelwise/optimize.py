@@ -39,7 +39,7 @@ from torch import nn
 from pixelwise.errors import PixelwiseError
 from pixelwise.fast.fc import use_fc_matmul
 from pixelwise.fast.fold import fold_batchnorm
-from pixelwise.models.base import ANY_SIZE, ModelCard, ModelInterface, SizeRule, model_family
+from pixelwise.models.base import Family, ModelInterface, SizeRule, as_model
 from pixelwise.runtime import cpu_supports_bf16, resolve_device
 
 ENGINES = ("auto", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
@@ -52,63 +52,51 @@ ENGINES = ("auto", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cu
 # faster per image but its export (~10 s for FCN-8s) pays off only over many images: callers that
 # know they will run at least ORT_MIN_IMAGES images pass ``images=``, and once the graph is in the
 # engine cache (a later process) the export is gone and ONNX Runtime wins from the first image.
-AUTO_ENGINES: dict[str, str] = {"fcn": "channels_last", "deconvnet": "channels_last"}
-AUTO_ENGINES_MANY: dict[str, str] = {"fcn": "onnxruntime", "deconvnet": "channels_last"}
+AUTO_ENGINES: dict[str, str] = {Family.FCN: "channels_last", Family.DECONVNET: "channels_last"}
+AUTO_ENGINES_MANY: dict[str, str] = {Family.FCN: "onnxruntime", Family.DECONVNET: "channels_last"}
 ORT_MIN_IMAGES = 50
-
-# what the engine carries over from the model, so callers can use either interchangeably
-_META = ("num_classes", "input_convention", "class_names", "pixelwise_spec", "input_size", "proposal_pad",
-         "class_colors", "input_scale")
 
 
 class PreparedModel(ModelInterface, nn.Module):
     """A model prepared by :func:`prepare_for_inference`.
 
     ``self(x)``: ``(N, 3, H, W)`` images -> ``(N, C, H, W)`` float32 logits on ``x``'s device.
-    It answers the model interface (:class:`pixelwise.models.base.ModelInterface`: ``family``,
-    the card's ``pixelwise_spec`` / ``input_convention`` / ``class_names``, ``valid_size``,
-    ``check_input_size``, :meth:`forward_any_size`) and carries the model's ``num_classes``,
-    ``input_size`` and ``proposal_pad`` (None where the model has none), plus ``engine`` (its
-    name) and ``inner`` (the module that runs). For an EDeconvNet, ``fcn`` / ``deconvnet`` /
-    ``member_logits`` / ``mode`` reach the prepared members.
-
-    ``meta`` holds the model's values of :data:`_META`; the size rule is the inner engine's (a
-    pixelwise model's or an :class:`~pixelwise.weights.onnx_engine.OnnxModel`'s; any size for
-    other modules).
+    It answers the model interface (:class:`pixelwise.models.base.ModelInterface`) with the
+    answers of ``source``, the model it was prepared from (its card, ``num_classes``,
+    ``input_size``, ``proposal_pad``, ``dynamic_trace`` and size rule; its ``family`` unless
+    ``family`` says otherwise), plus ``engine`` (its name) and ``inner`` (the module that runs).
+    For an EDeconvNet, ``fcn`` / ``deconvnet`` / ``member_logits`` / ``mode`` reach the prepared
+    members.
     """
 
     def __init__(
         self,
-        inner: nn.Module,
+        inner: Any,
         *,
         engine: str,
-        family: str,
+        source: ModelInterface,
         device: torch.device,
+        family: Family | None = None,
         dtype: torch.dtype = torch.float32,
         channels_last: bool = False,
         autocast_dtype: torch.dtype | None = None,
         convert_input: bool = True,
-        meta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.inner = inner
         self.engine = engine
-        self.family = family
+        self.family = source.family if family is None else Family(family)
         self.device = device
         self.dtype = dtype
         self.channels_last = channels_last
         self.autocast_dtype = autocast_dtype
         self.convert_input = convert_input
-        meta = dict(meta or {})
-        unknown = sorted(set(meta) - set(_META))
-        if unknown:
-            raise TypeError(f"PreparedModel: unknown meta keys {unknown}; valid: {', '.join(_META)}")
-        self.card = ModelCard(meta.get("pixelwise_spec"), meta.get("input_convention"), meta.get("class_names"),
-                              meta.get("class_colors"), float(meta.get("input_scale") or 1.0))
-        self.num_classes: int | None = meta.get("num_classes")
-        self.input_size: int | None = meta.get("input_size")
-        self.proposal_pad: str | None = meta.get("proposal_pad")
-        self._size_rule: SizeRule = getattr(inner, "size_rule", ANY_SIZE)
+        self.card = source.card
+        self.num_classes: int | None = source.num_classes
+        self.input_size: int | None = source.input_size
+        self.proposal_pad: str | None = source.proposal_pad
+        self._size_rule: SizeRule = source.size_rule
+        self._dynamic_trace = source.dynamic_trace
         self.cache_key: str | None = None  # the engine-cache key, when ONNX Runtime could run the model
 
     @property
@@ -117,11 +105,16 @@ class PreparedModel(ModelInterface, nn.Module):
         return self._size_rule
 
     @property
+    def dynamic_trace(self) -> bool:
+        """Whether one trace serves every valid size (as for the model it was prepared from)."""
+        return self._dynamic_trace
+
+    @property
     def _size_subject(self) -> str:
         return type(self.inner).__name__
 
     def _ensemble(self) -> nn.Module:
-        if self.family != "ensemble":
+        if self.family != Family.ENSEMBLE:
             raise AttributeError(f"a prepared {self.family} model has no ensemble members")
         return self.inner
 
@@ -187,7 +180,7 @@ def _check_engine(engine: str, precision: str, device: torch.device) -> None:
 
 
 def resolve_engine(
-    model: nn.Module,
+    model: ModelInterface | nn.Module,
     engine: str = "auto",
     *,
     precision: str = "fp32",
@@ -199,6 +192,7 @@ def resolve_engine(
     and expected number of images (see :data:`AUTO_ENGINES`, :data:`ORT_MIN_IMAGES`). ``cached``:
     the engine cache already holds this model's ONNX graph, so ONNX Runtime costs no export and
     ``auto`` takes it for FCN whatever the number of images."""
+    model = as_model(model)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     _check_engine(engine, precision, dev)
     if engine != "auto":
@@ -208,13 +202,12 @@ def resolve_engine(
     if precision == "bf16":
         _check_engine("bf16", precision, dev)
         return "bf16"
-    family = model_family(model)
-    if (cached or (images is not None and images >= ORT_MIN_IMAGES)) and _traces_any_size(model):
+    if (cached or (images is not None and images >= ORT_MIN_IMAGES)) and model.dynamic_trace:
         from pixelwise.fast.onnx import onnxruntime_available
 
         if onnxruntime_available():
-            return AUTO_ENGINES_MANY.get(family, "channels_last")
-    return AUTO_ENGINES.get(family, "channels_last")
+            return AUTO_ENGINES_MANY.get(model.family, "channels_last")
+    return AUTO_ENGINES.get(model.family, "channels_last")
 
 
 def _has_cache_entry(key: str) -> bool:
@@ -223,21 +216,17 @@ def _has_cache_entry(key: str) -> bool:
     return has_entry(key)
 
 
-def _traces_any_size(model: nn.Module) -> bool:
-    # a graph traced at one size (FCN with pad_input_to) cannot serve other images through ONNX Runtime
-    return bool(getattr(model, "dynamic_trace", True))
-
-
-def onnx_cache_key(model: nn.Module, engine: str, precision: str, device: torch.device) -> str | None:
+def onnx_cache_key(model: ModelInterface, engine: str, precision: str, device: torch.device) -> str | None:
     """Return the engine-cache key of ``model`` when ONNX Runtime may run it (``engine`` is
-    ``onnxruntime``, or ``auto`` for an FCN in fp32 on the CPU) and the cache is on; else None
-    (and nothing is hashed)."""
+    ``onnxruntime``, or ``auto`` for an FCN in fp32 on the CPU whose one trace serves every size:
+    a graph traced at one size, an FCN with ``pad_input_to``, cannot serve other images) and the
+    cache is on; else None (and nothing is hashed)."""
     from pixelwise.fast.engine_cache import cache_enabled, engine_key
     from pixelwise.fast.onnx import ENGINE_EXPORTER, export_side, onnxruntime_available
 
     candidate = engine == "onnxruntime" or (
-        engine == "auto" and precision == "fp32" and device.type == "cpu" and _traces_any_size(model)
-        and AUTO_ENGINES_MANY.get(model_family(model)) == "onnxruntime")
+        engine == "auto" and precision == "fp32" and device.type == "cpu" and model.dynamic_trace
+        and AUTO_ENGINES_MANY.get(model.family) == "onnxruntime")
     if not (candidate and cache_enabled() and onnxruntime_available()):
         return None
     return engine_key(model, engine="onnxruntime", exporter=ENGINE_EXPORTER, side=export_side(model))
@@ -271,14 +260,14 @@ def prepare_for_inference(
         threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    family = model_family(model)
-    key = None if family == "ensemble" else onnx_cache_key(model, engine, precision, dev)
+    model = as_model(model)  # a foreign module answers the model interface from here on
+    ensemble = model.family == Family.ENSEMBLE
+    key = None if ensemble else onnx_cache_key(model, engine, precision, dev)
     cached = key is not None and _has_cache_entry(key)
     name = resolve_engine(model, engine, precision=precision, device=dev, images=images, cached=cached)
-    meta = {k: getattr(model, k) for k in _META if hasattr(model, k)}
-    if family == "ensemble":
-        return _prepare_ensemble(model, engine, precision, dev, images, copy, threads, meta)
-    prepared = _prepare_single(_copy.deepcopy(model) if copy else model, name, family, dev, threads, key, meta)
+    if ensemble:
+        return _prepare_ensemble(model, engine, precision, dev, images, copy, threads)
+    prepared = _prepare_single(_copy.deepcopy(model) if copy else model, name, model, dev, threads, key)
     prepared.cache_key = key
     return prepared
 
@@ -286,59 +275,61 @@ def prepare_for_inference(
 def load_onnx_model(path: str | Path, *, optimized: bool = False) -> PreparedModel:
     """Return an exported ``.onnx`` model (``pixelwise export``) as a :class:`PreparedModel` run by
     ONNX Runtime on the CPU, dispatched as the FCN or DeconvNet it was exported from (an exported
-    EDeconvNet is one whole-image graph, family ``other``). ``optimized``: the file is an
+    EDeconvNet is one whole-image graph, family ``generic``). ``optimized``: the file is an
     engine-cache entry, already optimised by ONNX Runtime."""
-    from pixelwise.models.registry import get_entry
     from pixelwise.weights.onnx_engine import OnnxModel
 
     onnx = OnnxModel(path, optimized=optimized)
-    spec = onnx.pixelwise_spec or {}
-    family = get_entry(spec["name"]).family if spec.get("name") else "other"
-    meta = {k: getattr(onnx, k) for k in ("num_classes", "input_convention", "class_names", "pixelwise_spec",
-                                          "class_colors", "input_scale")}
-    return PreparedModel(onnx, engine="onnxruntime", family="other" if family == "ensemble" else family,
-                         device=torch.device("cpu"), meta=meta)
+    return PreparedModel(onnx, engine="onnxruntime", source=onnx, family=_exported_family(onnx),
+                         device=torch.device("cpu"))
 
 
-def _prepare_single(work: nn.Module, name: str, family: str, dev: torch.device, threads: int | None,
-                    key: str | None, meta: dict) -> PreparedModel:
-    """Apply engine ``name``'s rewrites to ``work`` (in place) and wrap it."""
+def _exported_family(onnx: ModelInterface) -> Family:
+    """The family an exported graph runs as: its model's (its spec names it), except an EDeconvNet's
+    (one whole-image graph) and a graph without a spec: :attr:`Family.GENERIC`."""
+    from pixelwise.models.registry import get_entry
+
+    name = (onnx.pixelwise_spec or {}).get("name")
+    family = get_entry(name).family if name else Family.GENERIC
+    return Family.GENERIC if family == Family.ENSEMBLE else family
+
+
+def _prepare_single(work: ModelInterface, name: str, source: ModelInterface, dev: torch.device,
+                    threads: int | None, key: str | None) -> PreparedModel:
+    """Apply engine ``name``'s rewrites to ``work`` (``source`` or its copy, in place) and wrap it."""
     work.eval()
     for p in work.parameters():
         p.requires_grad_(False)
     if name == "plain":
-        return PreparedModel(work.to(dev), engine=name, family=family, device=dev, meta=meta)
-    rewrite = family != "other"  # only pixelwise models name their layers; others get layout/dtype only
+        return PreparedModel(work.to(dev), engine=name, source=source, device=dev)
+    rewrite = source.family != Family.GENERIC  # only pixelwise models name their layers; others get layout/dtype
     if rewrite:
         fold_batchnorm(work)
     if name == "onnxruntime":
         from pixelwise.fast.onnx import onnx_engine
 
         session = onnx_engine(work, threads=threads, key=key)
-        return PreparedModel(session, engine=name, family=family, device=torch.device("cpu"), meta=meta)
+        return PreparedModel(session, engine=name, source=source, device=torch.device("cpu"))
     if name == "eager":
         if rewrite:
             use_fc_matmul(work)
-        return PreparedModel(work, engine=name, family=family, device=dev, meta=meta)
+        return PreparedModel(work, engine=name, source=source, device=dev)
     work = work.to(device=dev, memory_format=torch.channels_last)
     if name == "bf16":
         work = work.to(torch.bfloat16)
     if rewrite:
         use_fc_matmul(work)  # after the layout change: the GEMM layers keep contiguous weights
     if name == "channels_last":
-        return PreparedModel(work, engine=name, family=family, device=dev, channels_last=True, meta=meta)
+        return PreparedModel(work, engine=name, source=source, device=dev, channels_last=True)
     if name == "bf16":
-        return PreparedModel(
-            work, engine=name, family=family, device=dev, dtype=torch.bfloat16, channels_last=True, meta=meta
-        )
+        return PreparedModel(work, engine=name, source=source, device=dev, dtype=torch.bfloat16, channels_last=True)
     # cuda: fp32 weights, AMP autocast (bf16 where the GPU supports it, else fp16)
     amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return PreparedModel(
-        work, engine=name, family=family, device=dev, channels_last=True, autocast_dtype=amp, meta=meta
-    )
+    return PreparedModel(work, engine=name, source=source, device=dev, channels_last=True, autocast_dtype=amp)
 
 
-def _prepare_ensemble(model, engine, precision, dev, images, copy, threads, meta) -> PreparedModel:
+def _prepare_ensemble(model: ModelInterface, engine: str, precision: str, dev: torch.device, images: int | None,
+                      copy: bool, threads: int | None) -> PreparedModel:
     """Prepare each EDeconvNet member with its own engine; combine their fp32 scores."""
     from pixelwise.models.ensemble import EDeconvNet
 
@@ -347,4 +338,4 @@ def _prepare_ensemble(model, engine, precision, dev, images, copy, threads, meta
     deconv = prepare_for_inference(model.deconvnet, **kwargs)
     shell = EDeconvNet(fcn, deconv, mode=model.mode).eval()
     name = f"fcn:{fcn.engine}+deconvnet:{deconv.engine}"
-    return PreparedModel(shell, engine=name, family="ensemble", device=dev, convert_input=False, meta=meta)
+    return PreparedModel(shell, engine=name, source=model, device=dev, convert_input=False)

@@ -25,6 +25,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Return the device of the model's first parameter (CPU for a parameter-free module)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
 def cpu_model() -> str:
     """Return the CPU model name from /proc/cpuinfo (or ``platform.processor()``)."""
     try:

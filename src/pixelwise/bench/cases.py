@@ -215,6 +215,7 @@ def inference_step(case: Case, forward: Callable, engine: str) -> Callable[[], t
     if case.kind == "infer":
         return lambda: sync(forward(x))
     if case.kind == "tiled":
+        # an engine pads to a valid size; a reference runner (foreign, no such method) takes any size
         any_size = getattr(forward, "forward_any_size", forward)
         return lambda: sync(run_tiled(any_size, x, tile=case.tile))
     if case.kind == "proposals":
@@ -236,7 +237,7 @@ def inference_step(case: Case, forward: Callable, engine: str) -> Callable[[], t
 
 def forward_members(forward) -> tuple[Callable, Callable]:
     """Return ``(fcn, deconvnet)`` callables of a prepared or reference ensemble."""
-    inner = getattr(forward, "fcn", None)
+    inner = getattr(forward, "fcn", None)  # a prepared engine or a reference runner (foreign): either may lack it
     if inner is not None:
         return forward.fcn, forward.deconvnet
     raise ValueError("not an ensemble engine")

@@ -30,6 +30,7 @@ from torch import nn
 
 from pixelwise.cache import cache_dir
 from pixelwise.errors import PixelwiseError, first_line
+from pixelwise.models.base import SegmentationModel
 
 TORCHFCN_VERSION = "1.9.7"
 TORCHFCN_SHA256 = "372fb22fee753a4a21daf078f25510e6140e0a3951a7bfec1bd0ce870eb27165"  # the PyPI sdist
@@ -185,21 +186,21 @@ def torchfcn_unavailable() -> str | None:
     return None
 
 
-def torchfcn_state_dict(model: nn.Module) -> dict:
+def torchfcn_state_dict(model: SegmentationModel) -> dict:
     """Return ``model``'s (a pixelwise FCN-8s) tensors under torchfcn's names: the backbone's
     without their ``backbone.`` prefix, the score and upsampling layers as they are."""
-    prefix = f"{getattr(model, 'backbone_prefix', 'backbone')}."
+    prefix = f"{model.backbone_prefix}."
     return {k.removeprefix(prefix): v for k, v in model.state_dict().items()}
 
 
-def torchfcn_fcn8s(model: nn.Module) -> nn.Module:
+def torchfcn_fcn8s(model: SegmentationModel) -> nn.Module:
     """Return a ``torchfcn.models.FCN8s`` carrying the weights of the pixelwise FCN-8s ``model``:
     fp32, NCHW, eval mode (run it under ``torch.no_grad``, as a pytorch-fcn user does).
 
     Raises :class:`PixelwiseError` when ``model`` is not a paper-width FCN-8s (torchfcn has VGG16's
     fixed channel counts) or torchfcn is unavailable.
     """
-    spec = dict(getattr(model, "pixelwise_spec", None) or {})
+    spec = dict(model.pixelwise_spec or {})
     plain = spec.get("name") == "fcn8s" and float(spec.get("width", 1.0)) == 1.0 and spec.get("pad100", True)
     if not plain or set(spec) - {"name", "num_classes", "width", "pad100"}:  # other options change the net
         raise PixelwiseError(f"torchfcn's FCN8s needs a width-1.0 fcn8s with pad 100, got {spec or type(model).__name__}")

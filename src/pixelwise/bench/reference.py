@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.models.base import SegmentationModel, model_family, pad_to_multiple
+from pixelwise.models.base import Family, SegmentationModel, model_family, pad_to_multiple
 from pixelwise.models.layers import bilinear_kernel
 from pixelwise.models.vgg import scaled
 
@@ -180,16 +180,16 @@ def reference_for(model: nn.Module, width: float | None = None) -> nn.Module:
     ``width`` defaults to the one in ``model.pixelwise_spec`` (1.0 without a spec).
     """
     family = model_family(model)
-    if family == "other":
+    if family == Family.GENERIC:
         raise ValueError(f"no reference model for {type(model).__name__}")
     if width is None:
         width = float((model.pixelwise_spec or {}).get("width", 1.0))
-    if family == "ensemble":
+    if family == Family.ENSEMBLE:
         return ReferenceEnsemble(
             reference_for(model.fcn, width), reference_for(model.deconvnet, width), model.mode
         )
     floor = model.backbone.min_channels
-    if family == "deconvnet":
+    if family == Family.DECONVNET:
         if model.input_size != 224:
             raise ValueError("the reference DeconvNet implements the paper's 224-pixel proposals only")
         return ReferenceDeconvNet(num_classes=model.num_classes, width=width, min_channels=floor)

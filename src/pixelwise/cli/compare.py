@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import nn
 
 from pixelwise.cli.options import DATASETS_HELP, add_dataset_options, dataset_options
 from pixelwise.cli.inference_options import (
@@ -32,6 +31,7 @@ from pixelwise.inference.options import DenseOptions, PostOptions
 from pixelwise.inference.pipeline import segment
 from pixelwise.inference.predict import model_palette
 from pixelwise.inference.summary import class_names_of
+from pixelwise.models.base import ModelInterface
 from pixelwise.optimize import prepare_for_inference
 from pixelwise.runtime import resolve_device
 
@@ -119,7 +119,7 @@ def load_rows(args: argparse.Namespace) -> tuple[list[dict], list[str] | None]:
     return rows, None
 
 
-def segment_rows(model: nn.Module, rows: list[dict], args: argparse.Namespace, dense: DenseOptions,
+def segment_rows(model: ModelInterface, rows: list[dict], args: argparse.Namespace, dense: DenseOptions,
                  post: PostOptions, *, with_crf: bool, bar: tqdm) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Return ``model``'s ``(H, W)`` uint8 masks of the rows, and (``with_crf``) the masks after the
     dense CRF; ``bar`` advances by one per row."""
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
                                       precision=args.precision, device=device, copy=False)
         if class_names is None:
             num_classes = int(model.num_classes)
-            if getattr(model, "class_names", None) is None and dataset_names and len(dataset_names) == num_classes:
+            if model.class_names is None and dataset_names and len(dataset_names) == num_classes:
                 class_names = list(dataset_names)
             else:
                 class_names = class_names_of(model, num_classes)

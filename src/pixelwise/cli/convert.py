@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pixelwise.errors import PixelwiseError
+from pixelwise.models.base import Family
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for w in report.warnings:
             print(f"warning: {w}", file=sys.stderr)
-    pad = getattr(model, "pad_input_to", None)
+    pad = model.pad_input_to if model.family == Family.FCN else None  # an FCN option
     print(
         f"wrote {path}: {report.arch}, {report.num_classes} classes, width {report.width:g}, "
         f"input convention {report.input_convention.name}, {report.matched} modules loaded"

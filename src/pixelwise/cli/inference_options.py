@@ -8,17 +8,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from torch import nn
-
 from pixelwise.cli.options import add_box_rule_options, apply_as_released
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.boxes import ENLARGE, read_box_file
 from pixelwise.inference.crf import CRF_PRESETS, DEFAULT_CRF_PRESET, crf_available
 from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
-from pixelwise.inference.predict import model_kind
 from pixelwise.inference.proposals import EDGE_MODEL_HINT
 from pixelwise.inference.sliding import WINDOWS
 from pixelwise.inference.tta import parse_scales
+from pixelwise.models.base import Family, ModelInterface
 from pixelwise.models.ensemble import ENSEMBLE_MODES
 from pixelwise.optimize import ENGINES
 from pixelwise.runtime import PRECISIONS
@@ -109,12 +107,12 @@ def dense_options_from(args: argparse.Namespace) -> DenseOptions:
     )
 
 
-def proposal_options_from(args: argparse.Namespace, model: nn.Module) -> ProposalOptions:
+def proposal_options_from(args: argparse.Namespace, model: ModelInterface) -> ProposalOptions:
     """Return the :class:`ProposalOptions` of the flags for ``model``: no proposals for an FCN,
     selective search for a DeconvNet unless ``--proposals`` says otherwise. What depends on the
     image (its box-file entry, its ground truth) is added by :meth:`ProposalOptions.for_image`."""
     method = args.proposals
-    if model_kind(model) in ("fcn", "generic") or method == "none":
+    if model.family in (Family.FCN, Family.GENERIC) or method == "none":
         method = None  # proposals are DeconvNet's; FCN always runs dense
     elif method is None:
         method = "selective-search"

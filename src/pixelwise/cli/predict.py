@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from torch import nn
 
 from pixelwise.cli.inference_options import (
     add_inference_args,
@@ -32,6 +31,7 @@ from pixelwise.inference.outputs import output_stems, write_outputs, write_summa
 from pixelwise.inference.pipeline import segment
 from pixelwise.inference.predict import model_palette
 from pixelwise.inference.summary import class_names_of, image_summary, model_name
+from pixelwise.models.base import ModelInterface
 from pixelwise.runtime import resolve_device
 
 
@@ -104,14 +104,14 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _predict_all(model: nn.Module, bar: Iterable[tuple[Path, str]], out_dir: Path, args: argparse.Namespace,
+def _predict_all(model: ModelInterface, bar: Iterable[tuple[Path, str]], out_dir: Path, args: argparse.Namespace,
                  options: tuple[DenseOptions, ProposalOptions, PostOptions]) -> list[str]:
     """Segment every ``(path, stem)`` of ``bar`` with ``options`` and write its files; return the
     inputs that failed (each reported on one line)."""
     from tqdm import tqdm
 
     dense, proposals, post = options
-    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    num_classes = int(model.num_classes or 0)
     names = class_names_of(model, num_classes) if num_classes else None
     name, colours = model_name(model), model_palette(model)
     failed: list[str] = []

@@ -23,6 +23,7 @@ from torch import nn
 
 from pixelwise.cache import cache_dir, settings_key
 from pixelwise.errors import CheckpointError
+from pixelwise.models.base import ModelInterface
 
 CACHE_FORMAT = 1
 
@@ -58,13 +59,13 @@ def _versions() -> dict:
     return versions
 
 
-def engine_key(model: nn.Module, *, engine: str, exporter: str, side: int) -> str:
+def engine_key(model: ModelInterface, *, engine: str, exporter: str, side: int) -> str:
     """Return the cache key of ``model``'s graph for ``engine`` exported by ``exporter`` at ``side``."""
     settings = {"format": CACHE_FORMAT, "weights": weights_digest(model),
-                "spec": getattr(model, "pixelwise_spec", None), "class": type(model).__name__,
+                "spec": model.pixelwise_spec, "class": type(model).__name__,
                 # the graph's metadata holds these: a checkpoint that differs only in them gets its own entry
-                "names": getattr(model, "class_names", None), "colors": getattr(model, "class_colors", None),
-                "scale": float(getattr(model, "input_scale", 1.0)),
+                "names": model.class_names, "colors": model.class_colors,
+                "scale": float(model.input_scale),
                 "engine": engine, "exporter": exporter, "side": side, **_versions()}
     return settings_key(settings, length=24)
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from torch import nn
-
 from pixelwise.errors import PixelwiseError
 from pixelwise.fileio import WriteError
+from pixelwise.models.base import ModelInterface
 
 EXPORT_SIDE = 224  # valid for every model (DeconvNet needs multiples of 32, >= 224)
 # The engine's graph is a temporary file nobody sees, so it takes the faster exporter: TorchScript
@@ -36,14 +35,13 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def export_side(model: nn.Module) -> int:
+def export_side(model: ModelInterface) -> int:
     """Return the side the engine's graph is traced at: 224, or the smallest valid side above it
     (a DeconvNet with proposals larger than 224)."""
-    valid_size = getattr(model, "valid_size", None)
-    return valid_size(EXPORT_SIDE, EXPORT_SIDE)[0] if valid_size is not None else EXPORT_SIDE
+    return model.valid_size(EXPORT_SIDE, EXPORT_SIDE)[0]
 
 
-def _export(model: nn.Module, path: Path) -> None:
+def _export(model: ModelInterface, path: Path) -> None:
     from pixelwise.weights.onnx_export import export_onnx
 
     side = export_side(model)
@@ -55,7 +53,7 @@ def _export(model: nn.Module, path: Path) -> None:
         export_onnx(model, path, height=side, width=side, dynamic=True, check=False, exporter="auto")
 
 
-def onnx_engine(model: nn.Module, *, threads: int | None = None, key: str | None = None):
+def onnx_engine(model: ModelInterface, *, threads: int | None = None, key: str | None = None):
     """Return an ``OnnxModel`` of ``model`` (eval, fp32, CPU): ``(N,3,H,W)`` -> ``(N,C,H,W)``.
 
     ``key``: the engine-cache key of the model (:func:`pixelwise.fast.engine_cache.engine_key`,

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
+from pixelwise.models.base import as_model
 
 AGGREGATIONS = ("max", "max0", "sum", "mean")
 
@@ -133,15 +134,14 @@ normalised colour outside the image (None: 0, the mean colour; see :func:`pad_fi
     """
     if batch < 1:
         raise PixelwiseError(f"--batch must be >= 1, got {batch}")
-    check = getattr(model, "check_input_size", None)
-    if check is not None:
-        check(size, size)
+    view = as_model(model)  # a foreign callable (bench's reference DeconvNet) answers too: any size
+    view.check_input_size(size, size)
     boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
     if len(boxes) and ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any():
         raise PixelwiseError("every box needs x0 < x1 and y0 < y1")
     height, width = image_tensor.shape[-2:]
     if num_classes is None:
-        num_classes = getattr(model, "num_classes", None)
+        num_classes = view.num_classes
     acc: ScoreAccumulator | None = None
     if num_classes is not None:
         acc = ScoreAccumulator(num_classes, height, width, mode=mode, device=image_tensor.device)

@@ -96,13 +96,13 @@ def _cached_engine(request: ModelRequest) -> PreparedModel | None:
         return None  # unusable: the usual path rebuilds it
 
 
-def warm_engine_cache(request: ModelRequest, prepared: nn.Module) -> float | None:
+def warm_engine_cache(request: ModelRequest, prepared: PreparedModel) -> float | None:
     """After a run whose ``auto`` engine had no cached ONNX graph for this FCN checkpoint, export
     it into the engine cache (once per checkpoint), so that later runs take ONNX Runtime, the
     faster engine, without paying the export. Return the seconds the export took, or None when
     nothing was stored (not needed, or already there)."""
-    key = getattr(prepared, "cache_key", None)  # None: no ONNX Runtime for it (cache off, no onnx, fixed size)
-    if request.engine != "auto" or getattr(prepared, "engine", None) != "channels_last" or key is None:
+    key = prepared.cache_key  # None: no ONNX Runtime for it (cache off, no onnx, fixed size)
+    if request.engine != "auto" or prepared.engine != "channels_last" or key is None:
         return None
     if request.checkpoint is None or str(request.checkpoint).endswith(".onnx"):
         return None

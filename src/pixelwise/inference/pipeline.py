@@ -46,9 +46,10 @@ from pixelwise.errors import PixelwiseError
 from pixelwise.inference.aggregate import deconvnet_on_boxes, pad_fill
 from pixelwise.inference.boxes import as_boxes, prepare_boxes
 from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
-from pixelwise.inference.predict import check_image, dense_logits, image_tensor, input_convention, model_kind
+from pixelwise.inference.predict import check_image, dense_logits, image_tensor, input_convention
 from pixelwise.inference.proposals import generate_proposals
 from pixelwise.inference.tta import augmented_probs
+from pixelwise.models.base import Family, ModelInterface, as_model
 from pixelwise.models.ensemble import ENSEMBLE_MODES, combine_scores
 from pixelwise.runtime import autocast
 
@@ -56,20 +57,18 @@ BACKGROUND_MARGIN = 30.0
 """Score gap that makes a filled-in background pixel certain (softmax ~ 1 - 1e-13 per class)."""
 
 
-def proposal_size(deconv: nn.Module) -> int:
-    """Return the side a DeconvNet (or a prepared one) takes its proposals at: its ``input_size``."""
+def proposal_size(deconv: ModelInterface) -> int:
+    """Return the side a DeconvNet (or a prepared one) takes its proposals at: its ``input_size``
+    (the paper's 224 when it does not say)."""
     from pixelwise.models.deconvnet import PROPOSAL_SIZE
 
-    return int(getattr(deconv, "input_size", None) or PROPOSAL_SIZE)
+    return int(deconv.input_size or PROPOSAL_SIZE)
 
 
-def proposal_pad(deconv: nn.Module) -> str:
+def proposal_pad(deconv: ModelInterface) -> str:
     """Return the colour a DeconvNet (or a prepared one) wants its proposal crops padded with:
     ``mean`` or ``black`` (its ``proposal_pad``; ``mean`` when it does not say)."""
-    pad = getattr(deconv, "proposal_pad", None)
-    if pad is None:
-        pad = (getattr(deconv, "pixelwise_spec", None) or {}).get("proposal_pad")
-    return pad or "mean"
+    return deconv.proposal_pad or "mean"
 
 
 def _background_scores(num_classes: int, height: int, width: int, device) -> torch.Tensor:
@@ -79,7 +78,7 @@ def _background_scores(num_classes: int, height: int, width: int, device) -> tor
 
 
 def deconvnet_scores(
-    deconv: nn.Module,
+    deconv: ModelInterface,
     x: torch.Tensor,
     boxes: np.ndarray | None,
     *,
@@ -119,15 +118,15 @@ def deconvnet_scores(
     return torch.where(cov, scores, fill), cov
 
 
-def check_options(kind: str, proposals: ProposalOptions, post: PostOptions) -> None:
+def check_options(kind: Family, proposals: ProposalOptions, post: PostOptions) -> None:
     """Return None when the options can work with a model of ``kind``, else raise a one-line
     :class:`PixelwiseError` (proposals for an FCN, ``uncovered="fcn"`` without an FCN, an unknown
     ensemble mode). :class:`ProposalOptions` checks its own names when it is built."""
-    if proposals.uncovered == "fcn" and kind != "ensemble":
+    if proposals.uncovered == "fcn" and kind != Family.ENSEMBLE:
         raise PixelwiseError("--uncovered fcn needs an EDeconvNet (an FCN-8s to fall back on); use whole or background")
     if post.ensemble_mode is not None and post.ensemble_mode not in ENSEMBLE_MODES:
         raise PixelwiseError(f"unknown ensemble --mode {post.ensemble_mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
-    if proposals.enabled and kind in ("fcn", "generic"):
+    if proposals.enabled and kind in (Family.FCN, Family.GENERIC):
         raise PixelwiseError(
             "proposals apply to DeconvNet and EDeconvNet only; FCN segments the whole image (use --tile for large images)"
         )
@@ -168,14 +167,14 @@ class ViewScorer:
     """The class probabilities of one test-time view for the model's kind (the ``view_fn`` of
     :func:`pixelwise.inference.tta.augmented_probs`); remembers each view's proposal coverage."""
 
-    model: nn.Module
-    kind: str
+    model: ModelInterface
+    kind: Family
     dense_kw: dict
     proposals: ProposalOptions
     post: PostOptions
     coverage: list[float] = field(default_factory=list)
 
-    def deconvnet(self, deconv: nn.Module, x: torch.Tensor,
+    def deconvnet(self, deconv: ModelInterface, x: torch.Tensor,
                   boxes: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """DeconvNet's scores ``(C, h, w)`` and coverage (see :func:`deconvnet_scores`)."""
         p = self.proposals
@@ -198,9 +197,9 @@ class ViewScorer:
 
     def __call__(self, x: torch.Tensor, boxes: np.ndarray | None) -> torch.Tensor:
         """Return the view's probabilities ``(C, h, w)`` for its normalised image ``x`` ``(3, h, w)``."""
-        if self.kind == "deconvnet":
+        if self.kind == Family.DECONVNET:
             scores, _ = self.deconvnet(self.model, x, boxes)
-        elif self.kind in ("fcn", "generic"):
+        elif self.kind in (Family.FCN, Family.GENERIC):
             scores = dense_logits(self.model, x[None], **self.dense_kw)[0]
         else:
             scores = self.ensemble(x, boxes)
@@ -248,9 +247,10 @@ def segment(
     proposals = _given(proposals, ProposalOptions, "proposals")
     post = _given(post, PostOptions, "post")
     image = check_image(image)
-    kind = model_kind(model)
+    model = as_model(model)  # a foreign module answers the model interface from here on
+    kind = model.family
     check_options(kind, proposals, post)
-    scale = float(getattr(model, "input_scale", 1.0))
+    scale = float(model.input_scale)
     work = rescale_image(image, scale)  # the resolution the model was trained at
     x = image_tensor(work, model)
     boxes, method = proposal_boxes(work, proposals, scale)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -12,35 +12,21 @@ from pixelwise.convention import CAFFE_BGR, InputConvention
 from pixelwise.data.transforms import normalize_image
 from pixelwise.errors import PixelwiseError
 from pixelwise.inference.sliding import sliding_window
-from pixelwise.models.base import FAMILIES, ModelInterface, model_family
-from pixelwise.runtime import autocast
+from pixelwise.models.base import ModelInterface, as_model
+from pixelwise.runtime import autocast, model_device
 
 
-def model_kind(model: nn.Module) -> str:
-    """Return ``fcn``, ``deconvnet``, ``ensemble`` (the model's or prepared engine's ``family``)
-    or ``generic`` (any other any-size model)."""
-    family = model_family(model)
-    return family if family in FAMILIES else "generic"
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Return the device of the model's first parameter (CPU for a parameter-free module)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-def input_convention(model: nn.Module) -> InputConvention:
+def input_convention(model: ModelInterface) -> InputConvention:
     """Return the model's input convention (the paper's Caffe BGR when it does not say)."""
-    return getattr(model, "input_convention", None) or CAFFE_BGR
+    return model.input_convention or CAFFE_BGR
 
 
-def model_palette(model: nn.Module) -> np.ndarray:
+def model_palette(model: ModelInterface) -> np.ndarray:
     """Return the ``(256, 3)`` uint8 colour of every label for ``model``: its classes' own colours
     (the card's ``class_colors``, a CamVid checkpoint's, say), VOC colours for the other labels."""
     from pixelwise.data.palette import palette_table
 
-    return palette_table(getattr(model, "class_colors", None))
+    return palette_table(model.class_colors)
 
 
 def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -53,21 +39,10 @@ def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
     return arr
 
 
-def image_tensor(image: np.ndarray, model: nn.Module) -> torch.Tensor:
+def image_tensor(image: np.ndarray, model: ModelInterface) -> torch.Tensor:
     """Return the ``(3, H, W)`` network input for an RGB uint8 image, on the model's device,
     normalised with the model's ``input_convention``."""
     return normalize_image(check_image(image), input_convention(model)).to(model_device(model))
-
-
-def any_size_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return a callable mapping ``(N, 3, h, w)`` to ``(N, C, h, w)`` scores for any ``h, w``:
-    ``forward_any_size`` of a pixelwise model, prepared engine or :class:`OnnxModel` (which pad
-    to a valid size and crop back); any other module as it is (taken to accept any size)."""
-    from pixelwise.weights.onnx_engine import OnnxModel
-
-    if isinstance(model, (ModelInterface, OnnxModel)):
-        return model.forward_any_size
-    return model
 
 
 def dense_logits(
@@ -84,10 +59,10 @@ def dense_logits(
     """Return ``(N, C, H, W)`` float32 scores for ``(N, 3, H, W)`` input: whole image, or tiled.
 
     ``tile=None`` runs the whole image at once; otherwise :func:`sliding_window` with ``tile``,
-    ``overlap``, ``window`` and ``context``. DeconvNet runs through ``forward_any_size`` (padded to
-    a valid size and cropped back).
+    ``overlap``, ``window`` and ``context``. The model runs through ``forward_any_size`` (DeconvNet
+    padded to a valid size and cropped back; a foreign module, taken to accept any size, as it is).
     """
-    fwd = any_size_forward(model)
+    fwd = as_model(model).forward_any_size
 
     def run(t: torch.Tensor) -> torch.Tensor:
         with autocast(t.device, precision):
@@ -114,6 +89,7 @@ def predict_batch(
     """
     if batch < 1:
         raise PixelwiseError(f"--batch must be >= 1, got {batch}")
+    model = as_model(model)  # a foreign module answers the model interface from here on
     out: list[np.ndarray | None] = [None] * len(images)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, img in enumerate(images):

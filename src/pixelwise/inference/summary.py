@@ -7,26 +7,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
 from pixelwise.data.palette import VOC_CLASSES
 from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
+from pixelwise.metrics import fallback_class_names
+from pixelwise.models.base import ModelInterface
 
 
-def class_names_of(model: nn.Module, num_classes: int) -> list[str]:
+def class_names_of(model: ModelInterface, num_classes: int) -> list[str]:
     """Return the checkpoint's class names; VOC's for 21 classes without names; else class_0,
     class_1, ..."""
-    names = getattr(model, "class_names", None)
+    names = model.class_names
     if names and len(names) == num_classes:
         return list(names)
     if num_classes == len(VOC_CLASSES):
         return list(VOC_CLASSES)
-    return [f"class_{i}" for i in range(num_classes)]
+    return fallback_class_names(None, num_classes)
 
 
-def model_name(model: nn.Module) -> str:
+def model_name(model: ModelInterface) -> str:
     """Return the model's registry name (its spec's ``name``), else its class name."""
-    return dict(getattr(model, "pixelwise_spec", {}) or {}).get("name", type(model).__name__)
+    return dict(model.pixelwise_spec or {}).get("name", type(model).__name__)
 
 
 def class_summary(mask: np.ndarray, class_names: list[str]) -> list[dict]:

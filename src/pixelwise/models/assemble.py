@@ -6,9 +6,8 @@ Used by ``pixelwise ensemble`` (which writes the result as a checkpoint), ``pixe
 
 from __future__ import annotations
 
-from torch import nn
-
 from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.base import SegmentationModel
 from pixelwise.models.ensemble import ENSEMBLE_MODES, EDeconvNet
 from pixelwise.models.fcn import ATONCE_SCALES
 from pixelwise.models.registry import create_model
@@ -17,15 +16,15 @@ FCN_MEMBERS = ("fcn8s", "fcn8s_atonce")
 """The model names an EDeconvNet takes as its FCN member."""
 
 
-def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean", fcn_source: str = "--fcn",
+def build_edeconvnet(fcn: SegmentationModel, deconvnet: SegmentationModel, *, mode: str = "mean", fcn_source: str = "--fcn",
                      deconvnet_source: str = "--deconvnet") -> EDeconvNet:
     """Return an EDeconvNet (built by ``create_model("edeconvnet")``, so it can be checkpointed)
     holding copies of the two members' weights; raises :class:`PixelwiseError` if they don't fit.
     ``fcn_source`` and ``deconvnet_source`` name the members in those messages."""
     if mode not in ENSEMBLE_MODES:
         raise PixelwiseError(f"unknown ensemble --mode {mode!r}; valid: {', '.join(ENSEMBLE_MODES)}")
-    fspec = dict(getattr(fcn, "pixelwise_spec", None) or {})
-    dspec = dict(getattr(deconvnet, "pixelwise_spec", None) or {})
+    fspec = dict(fcn.pixelwise_spec or {})
+    dspec = dict(deconvnet.pixelwise_spec or {})
     _check_members(fcn, deconvnet, fspec, dspec, fcn_source, deconvnet_source)
     fcn_kwargs = _fcn_options(fspec, dspec, fcn_source, deconvnet_source)
     model = create_model("edeconvnet", num_classes=fspec["num_classes"], width=fspec.get("width", 1.0),
@@ -41,7 +40,7 @@ def build_edeconvnet(fcn: nn.Module, deconvnet: nn.Module, *, mode: str = "mean"
     return model.eval()
 
 
-def _check_members(fcn: nn.Module, deconvnet: nn.Module, fspec: dict, dspec: dict, fcn_source: str,
+def _check_members(fcn: SegmentationModel, deconvnet: SegmentationModel, fspec: dict, dspec: dict, fcn_source: str,
                    deconvnet_source: str) -> None:
     """Raise :class:`CheckpointError` unless the members are an FCN-8s and a DeconvNet with the same
     classes, width, input convention, input scale and class names."""
@@ -61,19 +60,19 @@ def _check_members(fcn: nn.Module, deconvnet: nn.Module, fspec: dict, dspec: dic
             f"{fcn_source} has width {fspec.get('width')} but {deconvnet_source} has width {dspec.get('width')}; "
             "an EDeconvNet checkpoint records one width for both members"
         )
-    fconv, dconv = getattr(fcn, "input_convention", None), getattr(deconvnet, "input_convention", None)
+    fconv, dconv = fcn.input_convention, deconvnet.input_convention
     if fconv is not None and dconv is not None and fconv != dconv:
         raise CheckpointError(
             f"{fcn_source} expects {fconv.name} input but {deconvnet_source} expects {dconv.name}; "
             "both members must take the same normalised image"
         )
-    fscale, dscale = float(getattr(fcn, "input_scale", 1.0)), float(getattr(deconvnet, "input_scale", 1.0))
+    fscale, dscale = float(fcn.input_scale), float(deconvnet.input_scale)
     if fscale != dscale:
         raise CheckpointError(
             f"{fcn_source} runs at input scale {fscale:g} but {deconvnet_source} at {dscale:g}; "
             "both members must see the same image"
         )
-    fnames, dnames = getattr(fcn, "class_names", None), getattr(deconvnet, "class_names", None)
+    fnames, dnames = fcn.class_names, deconvnet.class_names
     if fnames and dnames and list(fnames) != list(dnames):
         raise CheckpointError(f"{fcn_source} and {deconvnet_source} have different class names")
 
@@ -94,12 +93,11 @@ def _fcn_options(fspec: dict, dspec: dict, fcn_source: str, deconvnet_source: st
     return fcn_kwargs
 
 
-def _copy_card(model: EDeconvNet, fcn: nn.Module, deconvnet: nn.Module) -> None:
+def _copy_card(model: EDeconvNet, fcn: SegmentationModel, deconvnet: SegmentationModel) -> None:
     """Give ``model`` the members' input convention, class names and colours, and input scale."""
-    fconv = getattr(fcn, "input_convention", None)
-    if fconv is not None:
-        model.input_convention = fconv
-    fnames, dnames = getattr(fcn, "class_names", None), getattr(deconvnet, "class_names", None)
+    if fcn.input_convention is not None:
+        model.input_convention = fcn.input_convention
+    fnames, dnames = fcn.class_names, deconvnet.class_names
     model.class_names = list(fnames or dnames) if (fnames or dnames) else None
-    model.class_colors = getattr(fcn, "class_colors", None) or getattr(deconvnet, "class_colors", None)
-    model.input_scale = float(getattr(fcn, "input_scale", 1.0))
+    model.class_colors = fcn.class_colors or deconvnet.class_colors
+    model.input_scale = float(fcn.input_scale)

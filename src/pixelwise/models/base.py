@@ -4,9 +4,15 @@
   sides that are multiples of 32 and at least its proposal side (``input_size``); FCN and
   EDeconvNet take any size. This is the only place that rule is written.
 - :class:`ModelCard`: what a checkpoint records about a model besides its weights.
-- :class:`ModelInterface`: family, card, input sizes and :meth:`~ModelInterface.forward_any_size`:
-  everything inference code asks of a model, shared by built models and the engines of
-  :func:`pixelwise.optimize.prepare_for_inference`.
+- :class:`Family`: the one name of each family, ``generic`` for every module outside them.
+- :class:`ModelInterface`: family, card, class count, input sizes, proposal side and padding,
+  whether one trace serves every size, and :meth:`~ModelInterface.forward_any_size`: everything
+  callers ask of a model, answered by built models, the engines of
+  :func:`pixelwise.optimize.prepare_for_inference` and exported graphs
+  (:class:`pixelwise.weights.onnx_engine.OnnxModel`). Callers ask it, never ``getattr``.
+- :class:`ForeignModel` and :func:`as_model`: any other image-to-scores module behind the same
+  interface, wrapped once where it enters (``segment``, ``predict_batch``, ``dense_logits``,
+  ``deconvnet_on_boxes``, ``prepare_for_inference``, ``resolve_engine``, ``export_onnx``).
 - :class:`SegmentationModel`: a built model (FCN, DeconvNet, EDeconvNet): the above plus the layer
   names that batch-norm folding, the fc fast path, weight import and the benchmarks rely on.
 """
@@ -14,6 +20,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import ClassVar
 
 import torch
@@ -23,8 +30,31 @@ from torch import nn
 from pixelwise.convention import CAFFE_BGR, InputConvention
 from pixelwise.errors import PixelwiseError
 
-FAMILIES = ("fcn", "deconvnet", "ensemble")
-"""The model families; ``"other"`` (:func:`model_family`) is any module outside them."""
+
+class Family(str, Enum):
+    """A model's family, which decides how inference runs it. A ``str``: members equal, hash, print
+    and serialise as their values (``Family.FCN == "fcn"``, ``json.dumps`` writes ``"fcn"``).
+    ``GENERIC`` is every module outside the three (a foreign module, or an exported graph run as one
+    whole-image pass); ``"other"``, its former second name, reads as it (``Family("other")``)."""
+
+    FCN = "fcn"
+    DECONVNET = "deconvnet"
+    ENSEMBLE = "ensemble"
+    GENERIC = "generic"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def _missing_(cls, value: object) -> "Family | None":
+        return cls.GENERIC if value == "other" else None
+
+
+FAMILIES = (Family.FCN, Family.DECONVNET, Family.ENSEMBLE)
+"""The pixelwise model families; :attr:`Family.GENERIC` is any module outside them."""
 
 # the texts of the sizes an exported graph takes (its ONNX metadata ``input_sizes``)
 _ANY_TEXT = "any"
@@ -141,23 +171,35 @@ def colors_list(colors) -> list[list[int]] | None:
     return [[int(c) for c in row] for row in colors]
 
 
-def model_family(model: object) -> str:
-    """Return ``"fcn"``, ``"deconvnet"``, ``"ensemble"`` (a pixelwise model or engine says so)
-    or ``"other"`` (any other module)."""
-    return getattr(model, "family", "other")
+def model_family(model: object) -> Family:
+    """Return the family of ``model``: its own (a pixelwise model, engine or exported graph), or
+    :attr:`Family.GENERIC` for any other object."""
+    return model.family if isinstance(model, ModelInterface) else Family.GENERIC
 
 
 class ModelInterface:
-    """What inference code may ask of any pixelwise model, built or prepared for inference.
+    """What callers may ask of any model: built, prepared for inference, an exported graph or a
+    wrapped foreign module (:func:`as_model`).
 
     Subclasses set ``family``, ``card`` and ``num_classes``, and override :attr:`size_rule` when
     they do not take every size. The card's fields read and write as ``pixelwise_spec``,
-    ``input_convention`` and ``class_names``.
+    ``input_convention``, ``class_names``, ``class_colors`` and ``input_scale``. ``input_size``
+    and ``proposal_pad`` are DeconvNet's (None for models that take no proposals, or do not say).
     """
 
-    family: str
+    family: Family
     card: ModelCard
-    num_classes: int
+    num_classes: int | None
+    input_size: int | None = None
+    """The side proposal crops are resized to (DeconvNet's fc6 sees all of pool5 at it); None: not said."""
+    proposal_pad: str | None = None
+    """The colour proposal crops are padded with outside the image (``mean`` or ``black``); None: not said."""
+
+    @property
+    def dynamic_trace(self) -> bool:
+        """True when one trace of :meth:`forward` (an ONNX export) serves every valid input size;
+        False when ``forward`` branches on the input size in Python."""
+        return True
 
     @property
     def pixelwise_spec(self) -> dict | None:
@@ -255,18 +297,12 @@ class SegmentationModel(ModelInterface, nn.Module):
       members have theirs).
     """
 
-    family: ClassVar[str]
+    family: ClassVar[Family]
     backbone_prefix: ClassVar[str | None] = "backbone"
 
     def __init__(self) -> None:
         super().__init__()
         self.card = ModelCard()
-
-    @property
-    def dynamic_trace(self) -> bool:
-        """True when one trace of :meth:`forward` (an ONNX export) serves every valid input size;
-        False when ``forward`` branches on the input size in Python."""
-        return True
 
     def conv_bn_pairs(self) -> list[tuple[str, str]]:
         """Return ``[(conv name, batch norm name), ...]``: every conv feeding a batch norm directly."""
@@ -287,3 +323,42 @@ def prefixed(prefix: str, names: tuple[str, ...] | list[str]) -> tuple[str, ...]
     """Return ``names`` qualified as submodules of ``prefix`` (``"backbone"`` + ``"fc6"`` ->
     ``"backbone.fc6"``)."""
     return tuple(f"{prefix}.{name}" for name in names)
+
+
+_FOREIGN_ATTRIBUTES = ("pixelwise_spec", "input_convention", "class_names", "class_colors", "input_scale",
+                       "num_classes")
+"""What a foreign module may say about itself, read once by :class:`ForeignModel`."""
+
+
+class ForeignModel(ModelInterface, nn.Module):
+    """Any other module mapping ``(N, 3, H, W)`` images to ``(N, C, H, W)`` scores at any size,
+    behind the model interface: family :attr:`Family.GENERIC`, every size, no proposals. Its card
+    and ``num_classes`` are read once from the module's attributes of those names where it has
+    them (the paper's Caffe BGR input otherwise); one trace is not known to serve every size."""
+
+    family = Family.GENERIC
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        # the one place a foreign module's attributes are probed: it may have any of them, or none
+        found = {name: getattr(module, name, None) for name in _FOREIGN_ATTRIBUTES}
+        self.card = ModelCard(found["pixelwise_spec"], found["input_convention"] or CAFFE_BGR,
+                              found["class_names"], colors_list(found["class_colors"]),
+                              float(1.0 if found["input_scale"] is None else found["input_scale"]))
+        self.num_classes = found["num_classes"]
+
+    @property
+    def dynamic_trace(self) -> bool:
+        """False: a foreign ``forward`` may branch on the input size (its graphs are exported at one size)."""
+        return False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the module's scores for ``x``."""
+        return self.module(x)
+
+
+def as_model(model: nn.Module) -> ModelInterface:
+    """Return ``model`` when it answers the model interface (a pixelwise model, engine or exported
+    graph), else a :class:`ForeignModel` wrapping it: call it once where a module enters."""
+    return model if isinstance(model, ModelInterface) else ForeignModel(model)

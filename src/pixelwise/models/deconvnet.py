@@ -8,7 +8,7 @@ from torch import nn
 
 from pixelwise.convention import PAD_COLOURS
 from pixelwise.errors import PixelwiseError
-from pixelwise.models.base import SegmentationModel, SizeRule, prefixed
+from pixelwise.models.base import Family, SegmentationModel, SizeRule, prefixed
 from pixelwise.models.layers import max_unpool2d
 from pixelwise.models.vgg import MIN_CHANNELS, VGG16, scaled
 
@@ -53,7 +53,7 @@ class DeconvNet(SegmentationModel):
             its proposals and stage-2 windows; set for released weights and models trained that way).
     """
 
-    family = "deconvnet"
+    family = Family.DECONVNET
 
     def __init__(self, *, num_classes: int = 21, width: float = 1.0, min_channels: int = MIN_CHANNELS,
                  input_size: int = PROPOSAL_SIZE, deep_supervision: bool = False, caffe_bn: bool = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pixelwise.models.base import SegmentationModel
+from pixelwise.models.base import Family, SegmentationModel
 from pixelwise.models.deconvnet import DeconvNet
 from pixelwise.models.fcn import FCN
 
@@ -38,7 +38,7 @@ class EDeconvNet(SegmentationModel):
     same function. Its layer names are its members', under ``fcn.`` and ``deconvnet.``.
     """
 
-    family = "ensemble"
+    family = Family.ENSEMBLE
     backbone_prefix = None  # each member has its own backbone
 
     def __init__(self, fcn: FCN, deconvnet: DeconvNet, *, mode: str = "mean") -> None:

@@ -11,6 +11,8 @@ from typing import Callable
 
 from torch import nn
 
+from pixelwise.models.base import Family
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -18,7 +20,7 @@ class ModelEntry:
 
     name: str
     factory: Callable[..., nn.Module]
-    family: str
+    family: Family
     description: str
 
 
@@ -26,13 +28,14 @@ REGISTRY: dict[str, ModelEntry] = {}
 """Every registered model by name (read it through :mod:`pixelwise.models.registry`)."""
 
 
-def register_model(name: str, *, family: str, description: str):
-    """Decorator registering a factory ``f(*, num_classes, width, **kw) -> nn.Module`` by name."""
+def register_model(name: str, *, family: Family | str, description: str):
+    """Decorator registering a factory ``f(*, num_classes, width, **kw) -> nn.Module`` by name
+    (``family``: a :class:`Family` or its value)."""
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        REGISTRY[name] = ModelEntry(name, factory, family, description)
+        REGISTRY[name] = ModelEntry(name, factory, Family(family), description)
         return factory
 
     return wrap

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.models.base import SegmentationModel, prefixed
+from pixelwise.models.base import Family, SegmentationModel, prefixed
 from pixelwise.models.layers import BilinearUpsample, Geometry, crop, overlap_crops
 from pixelwise.models.vgg import FC6_KERNEL, MIN_CHANNELS, VGG16
 
@@ -64,7 +64,7 @@ class FCN(SegmentationModel):
             is not padded (the release would fail there; the network takes any size).
     """
 
-    family = "fcn"
+    family = Family.FCN
 
     def __init__(
         self,

@@ -51,7 +51,8 @@ def _measure(spec: dict) -> float:
     boxes = None if spec["boxes"] is None else np.asarray(spec["boxes"], dtype=np.int64)
     from pixelwise.checkpoint import load_model
     from pixelwise.inference.pipeline import deconvnet_scores
-    from pixelwise.inference.predict import dense_logits, image_tensor, model_kind
+    from pixelwise.inference.predict import dense_logits, image_tensor
+    from pixelwise.models.base import Family
 
     reset_peak_rss()
     start = current_rss_mb()
@@ -59,7 +60,7 @@ def _measure(spec: dict) -> float:
     with torch.inference_mode():
         for model in models:
             x = image_tensor(image, model)
-            if model_kind(model) == "deconvnet" and boxes is not None:
+            if model.family == Family.DECONVNET and boxes is not None:
                 deconvnet_scores(model, x, boxes, size=spec["size"], batch=spec["batch"])
             else:
                 dense_logits(model, x[None])

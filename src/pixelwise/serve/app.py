@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pixelwise.errors import PixelwiseError
+from pixelwise.errors import PixelwiseError, first_line
 from pixelwise.serve import inference
 from pixelwise.serve.inference import MAX_MEGABYTES, MAX_MEGAPIXELS
 from pixelwise.serve.models import ServedModel
@@ -360,7 +360,7 @@ def launch(app, *, host: str = "127.0.0.1", port: int = 7860, allowed_paths: Seq
     try:
         app.launch(**kwargs)
     except OSError as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc, limit=None)
         if "empty port" in text or "in use" in text:
             text = "the port is in use; choose another with --port"
         raise PixelwiseError(f"cannot serve on {host}:{port}: {text}") from None

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.errors import DataError, PixelwiseError
+from pixelwise.errors import DataError, PixelwiseError, first_line
 from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
+from pixelwise.metrics import fallback_class_names
 from pixelwise.serve.models import ServedModel
 
 MAX_MEGAPIXELS = 25.0
@@ -119,7 +120,7 @@ def load_upload(path: str | Path | None, *, max_megapixels: float = MAX_MEGAPIXE
         except UnidentifiedImageError:
             raise PixelwiseError(f"{name} is not an image (PNG, JPEG, BMP, GIF, TIFF and WebP are)") from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise PixelwiseError(f"{name}: unreadable image ({_first_line(exc)})") from None
+            raise PixelwiseError(f"{name}: unreadable image ({first_line(exc)})") from None
         if width * height > max_megapixels * 1e6:
             raise PixelwiseError(
                 f"{name} is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
@@ -129,11 +130,6 @@ def load_upload(path: str | Path | None, *, max_megapixels: float = MAX_MEGAPIXE
             return read_image(path)
         except DataError as exc:
             raise PixelwiseError(str(exc).replace(str(path), name)) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 # -- inference ------------------------------------------------------------------------------------
@@ -176,9 +172,7 @@ def segment_image(entry: ServedModel, image: np.ndarray, options: ServeOptions |
     probs = segment(entry.model, image, dense=dense, proposals=proposals, post=post, info=info)
     seconds = info.get("seconds", time.perf_counter() - start)
     mask = probs.argmax(0).astype(np.uint8)
-    names = list(entry.class_names)
-    if len(names) < probs.shape[0]:
-        names += [f"class_{i}" for i in range(len(names), probs.shape[0])]
+    names = fallback_class_names(entry.class_names, probs.shape[0])
     boxes = None if info.get("box_list") is None else np.asarray(info["box_list"], dtype=np.int64).reshape(-1, 4)
     return Segmentation(image=image, mask=mask, class_names=names, boxes=boxes, seconds=float(seconds), info=info,
                         palette=model_palette(entry.model))
@@ -244,9 +238,8 @@ def legend_rows(mask: np.ndarray, class_names: list[str], palette: np.ndarray | 
     from pixelwise.data.palette import voc_palette
     from pixelwise.inference.summary import class_summary
 
-    names = list(class_names)
     top = int(mask.max()) if mask.size else 0
-    names += [f"class_{i}" for i in range(len(names), top + 1)]
+    names = fallback_class_names(class_names, top + 1)
     palette = voc_palette(256) if palette is None else palette
     rows = class_summary(mask, names)
     for row in rows:

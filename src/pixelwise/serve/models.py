@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 from torch import nn
 
 from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.base import Family
 
 if TYPE_CHECKING:
     from pixelwise.optimize import PreparedModel
@@ -53,7 +54,7 @@ class ServedModel:
 
     label: str
     model: nn.Module
-    kind: str  # "fcn", "deconvnet", "ensemble" or "generic" (pixelwise.inference.predict.model_kind)
+    kind: Family  # the model's family
     class_names: list[str]
     source: str
     proposal_defaults: dict = field(default_factory=lambda: dict(PAPER_PROPOSALS))
@@ -61,7 +62,7 @@ class ServedModel:
     @property
     def uses_proposals(self) -> bool:
         """Whether the model runs on proposal boxes (DeconvNet and EDeconvNet)."""
-        return self.kind in ("deconvnet", "ensemble")
+        return self.kind in (Family.DECONVNET, Family.ENSEMBLE)
 
 
 def run_checkpoint(path: str | Path) -> Path:
@@ -99,16 +100,15 @@ def _prepare(model: nn.Module, device) -> PreparedModel:
 
 def _served(model: PreparedModel, label: str, source: str) -> ServedModel:
     from pixelwise.inference.pipeline import proposal_size
-    from pixelwise.inference.predict import model_kind
     from pixelwise.inference.summary import class_names_of
 
-    kind = model_kind(model)
+    kind = model.family
     num_classes = int(model.num_classes or 0)
     if not num_classes:
         raise CheckpointError(f"{source}: the model does not say how many classes it has")
     defaults = dict(PAPER_PROPOSALS)
-    if kind in ("deconvnet", "ensemble"):
-        deconv = model.deconvnet if kind == "ensemble" else model
+    if kind in (Family.DECONVNET, Family.ENSEMBLE):
+        deconv = model.deconvnet if kind == Family.ENSEMBLE else model
         if proposal_size(deconv) < 224:
             defaults = dict(SMALL_PROPOSALS)
     return ServedModel(label=label, model=model, kind=kind, class_names=class_names_of(model, num_classes),

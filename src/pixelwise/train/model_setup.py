@@ -9,6 +9,7 @@ from torch import nn
 from pixelwise.checkpoint import load_checkpoint
 from pixelwise.convention import get_convention
 from pixelwise.errors import CheckpointError, PixelwiseError
+from pixelwise.models.base import SegmentationModel
 from pixelwise.models.fcn import init_from
 from pixelwise.models.registry import create_model, get_entry
 from pixelwise.train.config import MODEL_OPTIONS, TrainConfig
@@ -76,12 +77,12 @@ def apply_backbone_weights(model: nn.Module, path: str) -> None:
         f"{report.input_convention.name}")
 
 
-def apply_init_from(model: nn.Module, path: str) -> int:
+def apply_init_from(model: SegmentationModel, path: str) -> int:
     """Copy the matching tensors of checkpoint ``path`` into ``model``; return how many. Raises a
     one-line error when nothing matches; warns when the checkpoint's input convention differs."""
     ckpt = load_checkpoint(path)
     theirs = (ckpt.get("input_convention") or {}).get("name")
-    ours = getattr(model, "input_convention", None)
+    ours = model.input_convention
     if theirs and ours is not None and theirs != ours.name:
         say(f"warning: --init-from {path} was trained with input convention {theirs!r} but this run uses "
             f"{ours.name!r}; pass --convention {theirs} unless you mean to retrain the first layers")

@@ -36,7 +36,7 @@ from torch import nn
 
 from pixelwise.convention import CAFFE_BGR
 from pixelwise.errors import CheckpointError, PixelwiseError
-from pixelwise.models.base import model_family
+from pixelwise.models.base import Family, model_family
 from pixelwise.models.deconvnet import DeconvNet
 from pixelwise.models.fcn import FCN, FUSE_UPSAMPLE_NAME
 from pixelwise.models.vgg import VGG16
@@ -222,12 +222,12 @@ def deconvnet_mapping(model: DeconvNet, *, heads: bool = True) -> list[LayerMap]
 def model_mapping(model: nn.Module, *, heads: bool = True, layout: str = "fcn") -> list[LayerMap]:
     """Return the default Caffe mapping for an FCN (layer names of ``layout``, see
     :data:`FCN_LAYOUTS`) or DeconvNet model."""
-    family = model_family(model)
-    if family == "fcn":
+    family = model_family(model)  # any module may come here: Family.GENERIC for a foreign one
+    if family == Family.FCN:
         return fcn_mapping(model, heads=heads, layout=layout)
     if layout != "fcn":
         raise PixelwiseError(f"layout {layout!r} names FCN layers; {type(model).__name__} cannot use it")
-    if family == "deconvnet":
+    if family == Family.DECONVNET:
         return deconvnet_mapping(model, heads=heads)
     raise PixelwiseError(
         f"Caffe import supports the FCN models and deconvnet, not {type(model).__name__}; convert "

@@ -1,8 +1,9 @@
 """Run an exported pixelwise ONNX file in ONNX Runtime behind a small torch-like interface.
 
 ``OnnxModel(path)`` is called like the torch model: ``(N, 3, H, W)`` float tensor in, ``(N, C, H,
-W)`` logits tensor out, with ``.input_convention``, ``.class_names`` and ``.num_classes`` read from
-the file's metadata, so that the same pre- and post-processing code serves both engines.
+W)`` logits tensor out. It answers the model interface (:class:`pixelwise.models.base.ModelInterface`)
+from the file's metadata (its card, ``num_classes``, ``proposal_pad``, size rule), so that the same
+pre- and post-processing code serves both engines.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import torch.nn.functional as F
 
 from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
 from pixelwise.errors import CheckpointError, PixelwiseError, first_line
-from pixelwise.models.base import ANY_SIZE, SizeRule, fixed_size_from_text
+from pixelwise.models.base import ANY_SIZE, Family, ModelCard, ModelInterface, SizeRule, fixed_size_from_text
 from pixelwise.weights.onnx_export import INPUT_NAME, META_PREFIX, ONNX_HINT
 
 
-class OnnxModel:
+class OnnxModel(ModelInterface):
     """An ONNX Runtime session that behaves like a pixelwise model in eval mode.
+
+    Run as it is, it is a :attr:`Family.GENERIC` model (one whole-image pass);
+    :func:`pixelwise.optimize.load_onnx_model` runs it as the family it was exported from.
 
     Args:
         path: an ``.onnx`` file written by ``pixelwise export`` / :func:`export_onnx`.
@@ -33,6 +37,7 @@ class OnnxModel:
     """
 
     training = False
+    family = Family.GENERIC
 
     def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, threads: int | None = None,
                  optimized: bool = False, save_optimized: str | os.PathLike | None = None) -> None:
@@ -66,15 +71,11 @@ class OnnxModel:
             if k.startswith(META_PREFIX)
         }
         self.metadata: dict[str, str] = meta
-        conv = json.loads(meta["input_convention"]) if "input_convention" in meta else None
-        self.input_convention: InputConvention = get_convention(conv) if conv else CAFFE_BGR
-        self.class_names: list[str] | None = json.loads(meta.get("class_names", "null"))
-        self.class_colors: list[list[int]] | None = json.loads(meta.get("class_colors", "null"))
-        self.input_scale: float = float(meta.get("input_scale") or 1.0)
-        spec = json.loads(meta.get("model_spec", "null"))
-        self.pixelwise_spec: dict | None = spec
-        num = meta.get("num_classes") or (spec or {}).get("num_classes")
+        self.card = _card(meta)
+        spec = self.card.spec or {}
+        num = meta.get("num_classes") or spec.get("num_classes")
         self.num_classes: int | None = int(num) if num else None
+        self.proposal_pad: str | None = spec.get("proposal_pad")  # a DeconvNet's, in its spec
         self.input_sizes: str = meta.get("input_sizes", ANY_SIZE.to_text())
 
     def __repr__(self) -> str:
@@ -145,3 +146,12 @@ class OnnxModel:
     def requires_grad_(self, requires_grad: bool = True) -> "OnnxModel":
         """Return self (nothing to train)."""
         return self
+
+
+def _card(meta: dict[str, str]) -> ModelCard:
+    """Return the model card the ``pixelwise.*`` metadata of an exported file records."""
+    conv = json.loads(meta["input_convention"]) if "input_convention" in meta else None
+    convention: InputConvention = get_convention(conv) if conv else CAFFE_BGR
+    return ModelCard(json.loads(meta.get("model_spec", "null")), convention,
+                     json.loads(meta.get("class_names", "null")), json.loads(meta.get("class_colors", "null")),
+                     float(meta.get("input_scale") or 1.0))

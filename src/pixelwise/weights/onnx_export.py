@@ -50,11 +50,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pixelwise.convention import CAFFE_BGR, InputConvention, get_convention
-from pixelwise.errors import PixelwiseError
+from pixelwise.convention import InputConvention, get_convention
+from pixelwise.errors import PixelwiseError, first_line
 from pixelwise.fileio import atomic_file, ensure_writable_file
-from pixelwise.models.base import SizeRule, model_family
+from pixelwise.models.base import Family, ModelInterface, SizeRule, as_model, fixed_size_from_text, fixed_size_text
 from pixelwise.models.deconvnet import PROPOSAL_SIZE
+from pixelwise.runtime import model_device
 
 ONNX_HINT = "ONNX export needs the onnx and onnxruntime packages: pip install 'pixelwise[onnx]'"
 EXPORTERS = ("auto", "dynamo", "torchscript")
@@ -62,24 +63,7 @@ TORCHSCRIPT_OPSET = 17  # the TorchScript exporter's default here
 DYNAMO_OPSET = 18  # the opset torch's onnxscript library is written for (no version conversion)
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 META_PREFIX = "pixelwise."
-# input_sizes values stored in the metadata
-SIZES_ANY = "any"
-MULTIPLE_OF_32_PREFIX = "multiple_of_32_min_"
-
-
-def multiple_of_32_min(rule: str) -> int | None:
-    """Return the smallest side of an ``input_sizes`` rule ``multiple_of_32_min_<side>`` (None
-    for any other rule)."""
-    return int(rule[len(MULTIPLE_OF_32_PREFIX):]) if rule.startswith(MULTIPLE_OF_32_PREFIX) else None
-
-
-def size_rule_text(rule: SizeRule) -> str | None:
-    """Return the ``input_sizes`` text of a dynamic graph obeying ``rule`` (``any`` or
-    ``multiple_of_32_min_<side>``), or None when the metadata cannot say it (then the graph is
-    exported at a fixed size)."""
-    if rule.any_size:
-        return SIZES_ANY
-    return f"{MULTIPLE_OF_32_PREFIX}{rule.minimum}" if rule.multiple == 32 else None
+# the metadata's input_sizes texts: SizeRule.to_text / from_text, fixed_size_text / fixed_size_from_text
 
 
 @dataclass
@@ -128,11 +112,11 @@ def _require_onnx():
 
 def input_sizes_of(model: nn.Module, height: int, width: int, dynamic: bool) -> str:
     """Return the ``input_sizes`` rule an exported graph of ``model`` obeys (see module doc):
-    the model's size rule where one trace serves every size, else ``fixed:<height>x<width>``."""
-    text = None
-    if dynamic and model_family(model) != "other" and model.dynamic_trace:
-        text = size_rule_text(model.size_rule)
-    return text or f"fixed:{height}x{width}"
+    the model's size rule where one trace serves every size (never a foreign module's), else
+    ``fixed:<height>x<width>``."""
+    view = as_model(model)
+    text = view.size_rule.to_text() if dynamic and view.dynamic_trace else None
+    return text or fixed_size_text(height, width)
 
 
 def example_input(convention: InputConvention, batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -146,37 +130,30 @@ def example_input(convention: InputConvention, batch: int, height: int, width: i
     return x.permute(0, 3, 1, 2).contiguous()
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-def _default_size(model: nn.Module) -> int:
+def _default_size(model: ModelInterface) -> int:
     # the smallest side DeconvNet (an ensemble's member) runs at unpadded; 224 for any-size models
-    if model_family(model) == "ensemble":
+    if model.family == Family.ENSEMBLE:
         model = model.deconvnet
-    if model_family(model) == "other" or model.size_rule.any_size:
-        return PROPOSAL_SIZE
-    return model.size_rule.minimum
+    return PROPOSAL_SIZE if model.size_rule.any_size else model.size_rule.minimum
 
 
-def _second_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
+def _second_size(model: ModelInterface, height: int, width: int) -> tuple[int, int]:
     # a different size the dynamic graph must also handle: odd sides, or the next valid ones up
     step = model.size_rule.multiple
     return (height + 37, width + 21) if step == 1 else (height + step, width + 2 * step)
 
 
-def _metadata(model: nn.Module, convention: InputConvention, class_names, input_sizes: str) -> dict[str, str]:
+def _metadata(model: ModelInterface, convention: InputConvention, class_names, input_sizes: str) -> dict[str, str]:
     from pixelwise import __version__
 
-    spec = getattr(model, "pixelwise_spec", None)
+    spec = model.pixelwise_spec
     return {
         f"{META_PREFIX}model_spec": json.dumps(spec) if spec is not None else "null",
         f"{META_PREFIX}input_convention": json.dumps(convention.to_dict()),
         f"{META_PREFIX}class_names": json.dumps(list(class_names) if class_names is not None else None),
-        f"{META_PREFIX}class_colors": json.dumps(getattr(model, "class_colors", None)),
-        f"{META_PREFIX}input_scale": repr(float(getattr(model, "input_scale", 1.0))),
-        f"{META_PREFIX}num_classes": str(getattr(model, "num_classes", "")),
+        f"{META_PREFIX}class_colors": json.dumps(model.class_colors),
+        f"{META_PREFIX}input_scale": repr(float(model.input_scale)),
+        f"{META_PREFIX}num_classes": "" if model.num_classes is None else str(model.num_classes),
         f"{META_PREFIX}input_sizes": input_sizes,
         f"{META_PREFIX}version": __version__,
     }
@@ -209,11 +186,11 @@ def check_with_onnxruntime(
     for i, (h, w) in enumerate(sizes):
         x = example_input(convention, batch, h, w, seed=i)
         with torch.no_grad():
-            ref = model(x.to(_device_of(model))).float().cpu()
+            ref = model(x.to(model_device(model))).float().cpu()
         try:
             got = torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise PixelwiseError(f"{path}: ONNX Runtime failed at {h}x{w}: {str(exc).splitlines()[0][:200]}") from None
+            raise PixelwiseError(f"{path}: ONNX Runtime failed at {h}x{w}: {first_line(exc)}") from None
         if got.shape != ref.shape:
             raise PixelwiseError(f"{path}: ONNX Runtime returned {tuple(got.shape)} at {h}x{w}, torch {tuple(ref.shape)}")
         diff = float((got - ref).abs().max()) if ref.numel() else 0.0
@@ -283,9 +260,11 @@ def _dynamic_shapes(input_sizes: str) -> tuple[dict[int, object]]:
     from torch.export import Dim
 
     dims: dict[int, object] = {0: Dim("batch", min=1)}
-    if input_sizes == SIZES_ANY:
+    rule = SizeRule.from_text(input_sizes)  # None: a fixed size
+    if rule is not None and rule.any_size:
         dims.update({2: Dim("height", min=1), 3: Dim("width", min=1)})
-    elif (side := multiple_of_32_min(input_sizes)) is not None:
+    elif rule is not None:  # multiples of 32 from the model's smallest side
+        side = rule.minimum
         dims.update({2: 32 * Dim("height_32", min=side // 32), 3: 32 * Dim("width_32", min=side // 32)})
     return (dims,)
 
@@ -295,18 +274,19 @@ def _first_line(exc: BaseException) -> str:
     root = exc
     while root.__cause__ is not None and root.__cause__ is not root:
         root = root.__cause__
-    text = str(root).strip() or type(root).__name__
-    return f"{type(root).__name__}: {text.splitlines()[0][:200]}"
+    return f"{type(root).__name__}: {first_line(root)}"
 
 
 def _check_dynamic_axes(program, input_sizes: str) -> None:
     """Raise if the dynamo exporter fixed an input axis that ``input_sizes`` says is dynamic
     (``torch.onnx`` narrows the declared dimensions when a guard fails instead of failing)."""
+    # torch's ONNXProgram, whose attributes differ between torch versions: it may lack these
     graph = getattr(getattr(program, "model", None), "graph", None)
     if graph is None:  # an ONNXProgram without its IR model: nothing to check
         return
     shape = graph.inputs[0].shape
-    axes = {0: "batch"} if input_sizes.startswith("fixed") else {0: "batch", 2: "height", 3: "width"}
+    one_size = fixed_size_from_text(input_sizes) is not None
+    axes = {0: "batch"} if one_size else {0: "batch", 2: "height", 3: "width"}
     if shape is None:
         return
     fixed = [f"{name} to {shape[axis]}" for axis, name in axes.items() if isinstance(shape[axis], int)]
@@ -328,7 +308,7 @@ def _run_exporter(kind: str, model: nn.Module, x: torch.Tensor, file: Path, opse
             _check_dynamic_axes(program, input_sizes)
             return
         dyn = {0: "batch"}
-        if not input_sizes.startswith("fixed"):
+        if fixed_size_from_text(input_sizes) is None:
             dyn.update({2: "height", 3: "width"})
         # torch >= 2.9 defaults to the dynamo exporter; ask for the TorchScript one
         extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
@@ -365,21 +345,17 @@ def export_onnx(
     _require_onnx()
     kind, notes = choose_exporter(exporter, opset)
     path = Path(path)
-    height = height or _default_size(model)
+    view = as_model(model)  # what the model says; the module itself is what is exported
+    height = height or _default_size(view)
     width = width or height
-    if model_family(model) != "other" and not model.is_valid_size(height, width):
-        rule = model.size_rule
-        raise PixelwiseError(
-            f"{type(model).__name__} exports need sides that are multiples of {rule.multiple} and >= "
-            f"{rule.minimum}, got {height}x{width} (set --size)"
-        )
+    view.size_rule.check(height, width, f"{type(model).__name__} export", "set --size")
     ensure_writable_file(path)  # before the export, which takes seconds to minutes
-    convention = get_convention(input_convention or getattr(model, "input_convention", CAFFE_BGR))
-    class_names = class_names if class_names is not None else getattr(model, "class_names", None)
-    input_sizes = input_sizes_of(model, height, width, dynamic)
+    convention = get_convention(input_convention or view.input_convention)
+    class_names = class_names if class_names is not None else view.class_names
+    input_sizes = input_sizes_of(view, height, width, dynamic)
     was_training = model.training
     model.eval()
-    x = example_input(convention, 1, height, width).to(_device_of(model))
+    x = example_input(convention, 1, height, width).to(model_device(model))
     try:
         with atomic_file(path) as tmp:
             start = time.perf_counter()
@@ -399,15 +375,15 @@ def export_onnx(
                 except Exception as exc2:
                     raise PixelwiseError(f"{path}: both exporters failed; torchscript: {_first_line(exc2)}") from exc2
             seconds = time.perf_counter() - start
-            _append_metadata(tmp, _metadata(model, convention, class_names, input_sizes))
+            _append_metadata(tmp, _metadata(view, convention, class_names, input_sizes))
         report = ExportReport(
-            str(path), opset or _default_opset(kind), input_sizes, not input_sizes.startswith("fixed"),
+            str(path), opset or _default_opset(kind), input_sizes, fixed_size_from_text(input_sizes) is None,
             path.stat().st_size, exporter=kind, seconds=seconds, notes=notes,
         )
         if check:
             sizes = [(height, width)]
             if report.dynamic:
-                sizes.append(_second_size(model, height, width))
+                sizes.append(_second_size(view, height, width))
             report.checks = check_with_onnxruntime(model, path, sizes, convention)
     finally:
         model.train(was_training)
@@ -437,5 +413,4 @@ __all__ = [
     "export_onnx",
     "input_sizes_of",
     "read_metadata",
-    "size_rule_text",
 ]
