@@ -16,8 +16,8 @@ FCN_MEMBERS = ("fcn8s", "fcn8s_atonce")
 """The model names an EDeconvNet takes as its FCN member."""
 
 
-def build_edeconvnet(fcn: SegmentationModel, deconvnet: SegmentationModel, *, mode: str = "mean", fcn_source: str = "--fcn",
-                     deconvnet_source: str = "--deconvnet") -> EDeconvNet:
+def build_edeconvnet(fcn: SegmentationModel, deconvnet: SegmentationModel, *, mode: str = "mean",
+                     fcn_source: str = "--fcn", deconvnet_source: str = "--deconvnet") -> EDeconvNet:
     """Return an EDeconvNet (built by ``create_model("edeconvnet")``, so it can be checkpointed)
     holding copies of the two members' weights; raises :class:`PixelwiseError` if they don't fit.
     ``fcn_source`` and ``deconvnet_source`` name the members in those messages."""
