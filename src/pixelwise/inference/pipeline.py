@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixelwise.data.transforms import rescale_image
@@ -46,7 +45,7 @@ from pixelwise.errors import PixelwiseError
 from pixelwise.inference.aggregate import deconvnet_on_boxes, pad_fill
 from pixelwise.inference.boxes import as_boxes, prepare_boxes
 from pixelwise.inference.options import DenseOptions, PostOptions, ProposalOptions
-from pixelwise.inference.predict import check_image, dense_logits, image_tensor, input_convention
+from pixelwise.inference.predict import check_image, dense_logits, full_size, image_tensor, input_convention
 from pixelwise.inference.proposals import generate_proposals
 from pixelwise.inference.tta import augmented_probs
 from pixelwise.models.base import Family, ModelInterface, as_model
@@ -256,8 +255,7 @@ def segment(
     boxes, method = proposal_boxes(work, proposals, scale)
     scorer = ViewScorer(model, kind, dense.dense_kwargs(progress), proposals, post)
     probs = augmented_probs(scorer, x, boxes, scales=dense.scales, tta=dense.tta)
-    if probs.shape[-2:] != image.shape[:2]:
-        probs = F.interpolate(probs[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)[0]
+    probs = full_size(probs, image.shape[:2])
     result = probs.float().cpu().numpy()
     if post.crf:
         from pixelwise.inference.crf import dense_crf

@@ -45,6 +45,18 @@ def image_tensor(image: np.ndarray, model: ModelInterface) -> torch.Tensor:
     return normalize_image(check_image(image), input_convention(model)).to(model_device(model))
 
 
+def full_size(scores: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Return ``(C, h, w)`` or ``(N, C, h, w)`` scores resized to ``size`` (float32; the input
+    itself when it already has that size): a model run at an input scale below 1 is judged and
+    drawn at the image's own size."""
+    if tuple(scores.shape[-2:]) == tuple(size):
+        return scores
+    batch = scores if scores.dim() == 4 else scores[None]
+    kwargs = {"align_corners": False} if mode == "bilinear" else {}
+    out = torch.nn.functional.interpolate(batch.float(), size=tuple(size), mode=mode, **kwargs)
+    return out if scores.dim() == 4 else out[0]
+
+
 def dense_logits(
     model: nn.Module,
     x: torch.Tensor,

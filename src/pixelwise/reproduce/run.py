@@ -26,7 +26,7 @@ from pixelwise.errors import PixelwiseError
 from pixelwise.evaluator import Evaluator
 from pixelwise.inference.boxes import prepare_boxes
 from pixelwise.inference.pipeline import deconvnet_scores
-from pixelwise.inference.predict import dense_logits, image_tensor
+from pixelwise.inference.predict import dense_logits, full_size, image_tensor
 from pixelwise.inference.proposals import generate_proposals
 from pixelwise.models.ensemble import combine_scores
 from pixelwise.models.flops import count_parameters
@@ -185,10 +185,10 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
             n_boxes = 0 if boxes is None else len(boxes)
             scores[name], coverage = deconvnet_scores(model, x, boxes, size=cfg.input_size, batch=cfg.proposal_batch)
             if coverage is not None and coverage.shape != image.shape[:2]:
-                coverage = _full_size(coverage[None].float(), image.shape[:2], "nearest")[0] > 0.5
+                coverage = full_size(coverage[None].float(), image.shape[:2], "nearest")[0] > 0.5
         else:
             scores[name] = dense_logits(model, x[None])[0]
-        scores[name] = _full_size(scores[name], image.shape[:2])
+        scores[name] = full_size(scores[name], image.shape[:2])
         seconds[name] = time.perf_counter() - t
     for name in names:
         if name in MEMBERS:
@@ -203,14 +203,6 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
             scores[name] = combine_scores(scores[fcn][None], member[None], mode)[0]
             seconds[name] = time.perf_counter() - t + seconds[fcn] + seconds[deconv]
     return scores, seconds, n_boxes
-
-
-def _full_size(scores: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """``(C, h, w)`` scores resized to ``size`` (the image's own; a no-op at input scale 1)."""
-    if tuple(scores.shape[-2:]) == tuple(size):
-        return scores
-    kwargs = {"align_corners": False} if mode == "bilinear" else {}
-    return torch.nn.functional.interpolate(scores[None].float(), size=size, mode=mode, **kwargs)[0]
 
 
 def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callable[[str], None], *,

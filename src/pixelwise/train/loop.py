@@ -27,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pixelwise.evaluator import Evaluator
+from pixelwise.inference.predict import full_size
 from pixelwise.runtime import autocast
 
 
@@ -265,8 +266,7 @@ def evaluate(
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, settings.precision):
             logits = whole_image_forward(model, images, settings.resize)
-        if logits.shape[-2:] != masks.shape[-2:]:  # a model at an input scale: scored at full size
-            logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+        logits = full_size(logits, masks.shape[-2:])  # a model at an input scale is scored at full size
         size_map = extras["size_map"].to(device) if "size_map" in extras else None
         evaluator.add(logits.argmax(1), masks, size_map=size_map, images=images.shape[0],
                       seconds=time.perf_counter() - start)
