@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = ReproduceConfig()
     p = sub.add_parser("reproduce", help="train FCN-32s/16s/8s/at-once and DeconvNet, evaluate all, write the papers' tables")
     add_dataset_options(p, dataset_default=d.dataset,
-                        dataset_help="synthetic (default), camvid (its own settings: docs/reproduce.md), "
+                        dataset_help="synthetic (default), camvid (its own settings: docs/camvid.md), "
                         + ", ".join(d for d in DATASETS if d not in ("synthetic", "camvid")))
     p.add_argument("--train-split", default=None, help=f"[{d.train_split}]")
     p.add_argument("--val-split", default=None, help=f"[{d.val_split}]")
