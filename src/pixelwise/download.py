@@ -42,7 +42,7 @@ from typing import Callable, Iterator
 
 from pixelwise.cache import cache_dir
 from pixelwise.errors import PixelwiseError, first_line
-from pixelwise.fileio import atomic_file, ensure_writable_dir, writing
+from pixelwise.fileio import atomic_file, ensure_writable_dir, write_error, writing
 
 MIRROR_ENV = "PIXELWISE_MIRROR"
 """Environment variable: a base URL (or a local folder) that holds every file under its own name."""
@@ -466,8 +466,8 @@ def unpack(archive: str | os.PathLike, source: str, target: str | os.PathLike, *
                 _extract(handle, members, root, stage)
             except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
                 raise DownloadError(f"{archive}: cannot unpack it ({first_line(exc)}); nothing unpacked") from None
-            except OSError as exc:
-                raise DownloadError(f"cannot unpack {archive} into {target.parent}: {exc.strerror or exc}") from None
+            except OSError as exc:  # the disk, not the archive: a WriteError (the archive is worth keeping)
+                raise write_error(exc.filename or target.parent, exc) from None
             folder = stage / root
             if finish is not None:
                 finish(folder)

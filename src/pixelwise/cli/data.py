@@ -1,5 +1,6 @@
 """``pixelwise data check ROOT``: report every bad file of a dataset and its class frequencies.
-``pixelwise data convert ROOT --out DIR``: write a folder dataset's masks as index PNGs."""
+``pixelwise data convert ROOT --out DIR``: write a folder dataset's masks as index PNGs.
+``pixelwise data download NAME --to DIR``: download, check and unpack VOC 2012, SBD or CamVid."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ def register(subparsers) -> None:
     """Add the ``data`` subcommand (actions ``check`` and ``convert``) to the top-level parser."""
     parser = subparsers.add_parser(
         "data",
-        help="inspect and convert datasets (data check, data convert)",
+        help="download, inspect and convert datasets (data download, check, convert)",
         description="Dataset tools.",
     )
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     _register_check(sub)
     _register_convert(sub)
+    _register_download(sub)
     parser.set_defaults(func=_usage(parser))
 
 
@@ -115,6 +117,38 @@ def _register_convert(sub: argparse._SubParsersAction) -> None:
     convert.set_defaults(func=run_convert)
 
 
+def _register_download(sub: argparse._SubParsersAction) -> None:
+    """Add ``data download`` and its options."""
+    from pixelwise.data.downloads import download_names, list_downloads
+    from pixelwise.download import MIRROR_ENV, TIMEOUT_S
+
+    rows = "; ".join(f"{r['name']}: {r['file']} ({r['size']}) -> DIR/{r['target']} (--dataset {r['dataset']})"
+                     for r in list_downloads())
+    download = sub.add_parser(
+        "download",
+        help="download VOC 2012, SBD or CamVid, check it and unpack it where --dataset reads it",
+        description=(
+            f"Download a dataset archive (resumed after a dropped connection), check its hash, unpack it safely "
+            f"and rename it into place; nothing happens when a whole copy is already there. {rows}. Offline: "
+            f"pass --from FILE (the archive downloaded elsewhere), or set {MIRROR_ENV} to a URL or folder "
+            "holding the archives."
+        ),
+    )
+    download.add_argument("name", choices=download_names(), metavar="NAME",
+                          help=f"one of {', '.join(download_names())} (voc = voc2012)")
+    download.add_argument("--to", required=True, metavar="DIR", help="the folder to unpack into (the --data-root "
+                          "of train, eval and reproduce)")
+    download.add_argument("--from", dest="from_file", default=None, metavar="FILE",
+                          help="use this archive, downloaded by hand, instead of downloading (checked the same way)")
+    download.add_argument("--url", default=None, help="download the archive from this URL instead (same hash)")
+    download.add_argument("--keep-archive", action="store_true",
+                          help="keep the downloaded archive (DIR/.pixelwise-downloads/) after unpacking")
+    download.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="S",
+                          help=f"seconds to wait for the server before giving up [{TIMEOUT_S:g}]")
+    download.add_argument("--no-progress", action="store_true", help="no progress bar (shown only on a terminal)")
+    download.set_defaults(func=run_download)
+
+
 def _usage(parser: argparse.ArgumentParser):
     def show(args: argparse.Namespace) -> int:
         parser.print_help()
@@ -159,3 +193,16 @@ def run_convert(args: argparse.Namespace) -> int:
     )
     print(format_summary(report))
     return 0 if report.ok else 1
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """Run ``data download``; print where the dataset is and how to use it."""
+    from pixelwise.data.downloads import describe, download_dataset, get_download
+
+    spec = get_download(args.name)
+    result = download_dataset(spec, args.to, from_file=args.from_file, url=args.url, timeout=args.timeout,
+                              progress=False if args.no_progress else None, keep_archive=args.keep_archive)
+    print(describe(result))
+    print(f"check it: pixelwise data check {result.path} --format {spec.dataset}; use it: --dataset {spec.dataset} "
+          f"--data-root {args.to}")
+    return 0
