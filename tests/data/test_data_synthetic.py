@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from pixelwise.data import SyntheticShapes, build_dataset
 from pixelwise.data.instances import bucket_of_area, size_map_from_instances
+from pixelwise.data.scene_objects import scene_shape_inside, thin_half_width
 from pixelwise.errors import DataError
 
 KEYS = ("image", "mask", "instances", "boxes", "box_labels", "size_map")
@@ -82,8 +84,8 @@ def test_instances_boxes_and_size_buckets_consistent():
         np.testing.assert_array_equal(recomputed[sel], size_map[sel])
 
 
-def test_small_nested_and_occluded_objects_are_common():
-    ds = SyntheticShapes("train", length=10, seed=0)
+def test_small_nested_and_occluded_objects_are_common_in_the_objects_world():
+    ds = SyntheticShapes("train", length=10, seed=0, world="objects")
     small = nested = occluded = large = 0
     images_with_small = 0
     for i in range(len(ds)):
@@ -130,7 +132,7 @@ def test_colour_does_not_give_the_class_away_in_the_shapes_world():
 
 
 def test_colour_informs_but_does_not_decide_in_the_objects_world():
-    """``objects`` (the default): the same colour classifier is well above chance (colour families
+    """``objects``: the same colour classifier is well above chance (colour families
     belong to classes) and far from perfect (each family is shared, objects stray from it)."""
     acc, majority, n = _mean_colour_classifier("objects", 150)
     assert n > 300
@@ -138,12 +140,12 @@ def test_colour_informs_but_does_not_decide_in_the_objects_world():
 
 
 def test_worlds_share_the_geometry_and_differ_in_appearance():
-    objects = SyntheticShapes("val", length=3, seed=2)
+    objects = SyntheticShapes("val", length=3, seed=2, world="objects")
     shapes = SyntheticShapes("val", length=3, seed=2, world="shapes")
     assert objects.world == "objects" and "world='objects'" in repr(objects)
     assert not np.array_equal(objects[0]["image"], shapes[0]["image"])
     assert len(SyntheticShapes("pretrain")) == 4000
-    with pytest.raises(DataError, match="world 'voc' unknown; valid: objects, shapes"):
+    with pytest.raises(DataError, match="world 'voc' unknown; valid: scenes, objects, shapes"):
         SyntheticShapes(world="voc")
 
 
@@ -172,3 +174,69 @@ def test_generation_is_fast():
         ds[i]
     per_sample = (time.perf_counter() - t) / 20
     assert per_sample < 0.05  # ~2-3 ms on one core; generous for a loaded machine
+
+
+# -- the scenes world (the default) ----------------------------------------------------------------
+
+OLD_WORLDS = {"objects": "5d3bd0a69ce54b46d4bdec6bec26d4d5", "shapes": "8e4669b3562dfea1e16f213a02ec97d3"}
+"""SHA-256 prefixes of 9 scenes of each earlier world, recorded before the scenes world was added."""
+
+
+@pytest.mark.parametrize("world", sorted(OLD_WORLDS))
+def test_earlier_worlds_are_bit_identical(world):
+    digest = hashlib.sha256()
+    for split, size, classes in (("train", 96, 4), ("val", 128, 8), ("pretrain", 64, 12)):
+        ds = SyntheticShapes(split, size=size, num_classes=classes, length=3, seed=7, world=world)
+        for i in range(3):
+            sample = ds[i]
+            for key in ("image", "mask", "instances", "size_map", "boxes", "box_labels"):
+                digest.update(np.ascontiguousarray(sample[key]).tobytes())
+    assert digest.hexdigest()[:32] == OLD_WORLDS[world]
+
+
+def test_scenes_is_the_default_and_looks_like_voc():
+    """VOC-like statistics on 60 scenes: 2-3 objects per image, background most of the pixels,
+    every size bucket present, muted backgrounds under saturated objects."""
+    ds = SyntheticShapes("train", size=96, num_classes=4, length=60, seed=0)
+    assert ds.world == "scenes" and build_dataset("synthetic").world == "scenes"
+    counts, buckets, background, sat_bg, sat_obj = [], np.zeros(4), 0.0, [], []
+    for i in range(len(ds)):
+        sample, objects = ds.generate(i)
+        counts.append(len(objects))
+        for o in objects:
+            buckets[o["bucket"]] += 1
+        mask = sample["mask"]
+        background += (mask == 0).mean() / len(ds)
+        rgb = sample["image"].astype(np.float64)
+        saturation = (rgb.max(-1) - rgb.min(-1)) / np.maximum(rgb.max(-1), 1)
+        sat_bg.append(saturation[mask == 0].mean())
+        sat_obj.append(saturation[mask > 0].mean())
+    assert 2.0 <= np.mean(counts) <= 3.2 and min(counts) >= 1
+    assert 0.6 <= background <= 0.85
+    shares = buckets[1:] / buckets[1:].sum()
+    assert (shares > 0.1).all(), shares  # small, medium and large objects all common
+    assert np.mean(sat_bg) + 0.2 < np.mean(sat_obj)
+
+
+def test_colour_reads_the_class_in_the_scenes_world():
+    """``scenes``: the nearest-class-mean colour classifier recognises most objects (each class
+    has a hue of its own), as an ImageNet network recognises VOC's classes."""
+    acc, majority, n = _mean_colour_classifier("scenes", 80)
+    assert n > 150
+    assert acc > 0.75 and acc > majority + 0.4, (acc, majority)
+
+
+def test_scene_objects_have_thin_parts():
+    """A table's legs, a tree's trunk and a wheel's spokes are a few pixels wide: the mask below a
+    table's top holds two narrow runs, and a wheel has background holes between its spokes."""
+    v, u = np.mgrid[-2.0:2.0:0.02, -2.0:2.0:0.02]
+    thin = thin_half_width(30.0)  # a 30-px object: parts 2.4 px wide
+    table = scene_shape_inside("square", u, v, thin)
+    legs = table[np.argmin(np.abs(v[:, 0] - 1.2))]  # one row through the legs
+    runs = np.flatnonzero(np.diff(legs.astype(np.int8)) == 1)
+    assert len(runs) == 2 and legs.sum() * 0.02 < 4 * thin * 1.1
+    wheel = scene_shape_inside("ring", u, v, thin)
+    disc = u * u + v * v <= 0.9
+    assert 0.15 < wheel[disc].mean() < 0.5  # spokes, hub and rim over holes
+    tree = scene_shape_inside("triangle", u, v, thin)
+    assert tree[np.argmin(np.abs(v[:, 0] + 0.9)), 100] and tree[np.argmin(np.abs(v[:, 0] - 1.0)), 100]  # apex, trunk

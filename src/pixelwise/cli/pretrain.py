@@ -7,6 +7,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.data.synthetic import WORLDS
     from pixelwise.pretrain import PretrainConfig
 
     d = PretrainConfig()
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", type=int, default=d.num_classes,
                    help=f"classes of the segmentation task, background included (the classifier has one less) "
                    f"[{d.num_classes}]")
-    p.add_argument("--world", default=d.world, help=f"objects (class appearance) or shapes (shape only) [{d.world}]")
+    p.add_argument("--world", default=d.world, choices=WORLDS,
+                   help=f"scenes (VOC-like scenes), objects (shared cues, harder) or shapes (shape only) [{d.world}]")
     p.add_argument("--image-size", type=int, default=d.image_size, help=f"scene side in pixels [{d.image_size}]")
     p.add_argument("--crop-size", type=int, default=d.crop_size,
                    help=f"classifier input side, a multiple of 32 (VGG: 224); fc6's kernel is crop/32 [{d.crop_size}]")

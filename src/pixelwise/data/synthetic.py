@@ -60,83 +60,31 @@ from pixelwise.data.instances import (
     size_map_from_instances,
 )
 from pixelwise.data.palette import IGNORE_INDEX
+from pixelwise.data.scene_objects import EXTENT, draw_tilt, scene_shape_inside, scene_texture, thin_half_width
+from pixelwise.data.scenery import draw_scenery
+from pixelwise.data.shapes import SHAPES, shape_inside
 from pixelwise.errors import DataError
 from pixelwise.metrics import boundary_band
 
-SHAPES = (
-    "disc",
-    "square",
-    "triangle",
-    "ring",
-    "cross",
-    "star",
-    "ellipse",
-    "hexagon",
-    "crescent",
-    "bar",
-    "l_shape",
-)
-"""Shape of each object class, class ``k`` (k >= 1) being ``SHAPES[k - 1]``."""
 
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2, "pretrain": 3}
 DEFAULT_LENGTHS = {"train": 2000, "val": 200, "test": 200, "pretrain": 4000}
-WORLDS = ("objects", "shapes")
+WORLDS = ("scenes", "objects", "shapes")
+DEFAULT_WORLD = WORLDS[0]
+"""The world ``synthetic`` data, the demo and ``reproduce`` use unless told otherwise."""
 P_PARTNER_CHILD = 0.6
 """``objects`` world: probability that a child object is of its parent's partner class (context)."""
+SCENE_EXTRA_OBJECTS = 1.2
+"""``scenes`` world: mean number of objects besides the main subject (Poisson, at most 4)."""
+SCENE_SUBJECT_RADIUS = (0.22, 0.5)
+SCENE_OTHER_RADIUS = (0.05, 0.32)
+"""``scenes`` world: radius range (fraction of the side, log-uniform) of the subject and of the others."""
+P_SCENE_NESTED = 0.3
+"""``scenes`` world: probability that an object with radius >= 20 % of the side holds a smaller one."""
 BACKGROUND_TEXTURE_SCALE = 12.0
 """``objects`` world: pattern size (pixels) of background and clutter textures; objects use their radius."""
 
 _TEXTURES = ("flat", "gradient", "stripes", "checker", "blotches", "noisy")
-
-_STAR_OUTER = 1.0
-_STAR_INNER = 0.42
-
-
-def _shape_inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Inside test in shape coordinates (unit circumradius, already rotated); bool array."""
-    rr = u * u + v * v
-    if shape == "disc":
-        return rr <= 1.0
-    if shape == "square":
-        return np.maximum(np.abs(u), np.abs(v)) <= 0.70
-    if shape == "triangle":
-        inside = np.ones(u.shape, dtype=bool)
-        for k in range(3):
-            a = math.pi / 2 + k * 2 * math.pi / 3
-            inside &= -(u * math.cos(a) + v * math.sin(a)) <= 0.5
-        return inside
-    if shape == "ring":
-        return (rr <= 1.0) & (rr >= 0.55**2)
-    if shape == "cross":
-        au, av = np.abs(u), np.abs(v)
-        return ((au <= 0.28) & (av <= 0.95)) | ((av <= 0.28) & (au <= 0.95))
-    if shape == "star":
-        phi = np.mod(np.arctan2(v, u), 2 * math.pi / 5)
-        beta = np.minimum(phi, 2 * math.pi / 5 - phi)  # 0 at a tip, 36 degrees at a notch
-        rho = np.sqrt(rr)
-        x, y = rho * np.cos(beta), rho * np.sin(beta)
-        px, py = _STAR_OUTER, 0.0
-        qx, qy = _STAR_INNER * math.cos(math.pi / 5), _STAR_INNER * math.sin(math.pi / 5)
-        # origin side of the edge tip -> notch
-        return (qx - px) * (y - py) - (qy - py) * (x - px) >= 0
-    if shape == "ellipse":
-        return u * u + (v / 0.45) ** 2 <= 1.0
-    if shape == "hexagon":
-        inside = np.ones(u.shape, dtype=bool)
-        for k in range(3):
-            a = k * math.pi / 3
-            inside &= np.abs(u * math.cos(a) + v * math.sin(a)) <= 0.866
-        return inside
-    if shape == "crescent":
-        return (rr <= 1.0) & ((u - 0.5) ** 2 + v * v >= 0.75**2)
-    if shape == "bar":
-        return (np.abs(u) <= 0.97) & (np.abs(v) <= 0.22)
-    if shape == "l_shape":
-        a = (u >= -0.7) & (u <= 0.7) & (v >= 0.25) & (v <= 0.7)
-        b = (u >= -0.7) & (u <= -0.25) & (v >= -0.7) & (v <= 0.7)
-        return a | b
-    raise ValueError(f"unknown shape {shape!r}")  # pragma: no cover
-
 
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0, 255, size=3).astype(np.float32)
@@ -239,7 +187,7 @@ class SyntheticShapes:
         num_classes: int = 8,
         length: int | None = None,
         seed: int = 0,
-        world: str = "objects",
+        world: str = DEFAULT_WORLD,
         ignore_border: int = 0,
         small_fraction: float = SMALL_FRACTION,
         large_fraction: float = LARGE_FRACTION,
@@ -329,6 +277,33 @@ class SyntheticShapes:
                     ))
         return plan
 
+    def _plan_scene(self, rng: np.random.Generator) -> list[PlannedObject]:
+        """Return a ``scenes`` plan (VOC-like): one main subject and a Poisson number of others
+        (:data:`SCENE_EXTRA_OBJECTS` on average, at most 4), upright, larger ones painted first; a
+        large object holds a smaller one of another class with probability :data:`P_SCENE_NESTED`."""
+        h, w = self.size
+        side = min(h, w)
+        mains = []
+        for j in range(1 + min(int(rng.poisson(SCENE_EXTRA_OBJECTS)), 4)):
+            low, high = SCENE_SUBJECT_RADIUS if j == 0 else SCENE_OTHER_RADIUS
+            r = side * math.exp(rng.uniform(math.log(low), math.log(high)))
+            obj = PlannedObject(cls=int(rng.integers(1, self.num_classes)), cy=rng.uniform(0.15 * h, 0.85 * h),
+                                cx=rng.uniform(0.1 * w, 0.9 * w), r=max(r, 1.5), angle=draw_tilt(rng))
+            obj.key = r * rng.uniform(0.7, 1.3)
+            mains.append(obj)
+        mains.sort(key=lambda o: -o.key)
+        plan = []
+        for obj in mains:
+            plan.append(obj)
+            if obj.r >= 0.2 * side and rng.uniform() < P_SCENE_NESTED:
+                others = [c for c in range(1, self.num_classes) if c != obj.cls] or [obj.cls]
+                a, dist = rng.uniform(0, 2 * math.pi), obj.r * 0.3 * math.sqrt(rng.uniform())
+                plan.append(PlannedObject(
+                    cls=int(others[int(rng.integers(len(others)))]), cy=obj.cy + dist * math.sin(a),
+                    cx=obj.cx + dist * math.cos(a), r=max(obj.r * rng.uniform(0.25, 0.4), 1.5),
+                    angle=draw_tilt(rng), parent=obj))
+        return plan
+
     def _child_class(self, rng: np.random.Generator, parent: int, others: list[int]) -> int:
         """Class of a child object: uniform among ``others`` (``shapes``), or the parent's partner
         class (two classes on in the cyclic order) with probability 0.6 (``objects``: context)."""
@@ -338,12 +313,16 @@ class SyntheticShapes:
                 return partner
         return int(others[int(rng.integers(len(others)))])
 
-    def _background(self, rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        """Return the ``(h, w, 3)`` float32 background, with clutter patches in the ``objects`` world."""
+    def _background(self, rng: np.random.Generator, yy: np.ndarray,
+                    xx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return ``(background (h, w, 3) float32, lighting (h, w, 1) or None)``: a scene and its light
+        (``scenes``), or the objects' material with clutter patches (``objects``), or any texture."""
         h, w = self.size
+        if self.world == "scenes":
+            return draw_scenery(rng, h, w)
         if self.world == "shapes":
             canvas = _texture(rng, yy, xx, (h, w))
-            return np.array(np.broadcast_to(canvas, (h, w, 3)), dtype=np.float32)
+            return np.array(np.broadcast_to(canvas, (h, w, 3)), dtype=np.float32), None
         canvas = np.array(styled_texture(rng, yy, xx, BACKGROUND_TEXTURE_SCALE, None), dtype=np.float32)
         n_shapes = self.num_classes - 1
         for _ in range(int(rng.integers(0, 4))):
@@ -351,12 +330,18 @@ class SyntheticShapes:
             style = CLASS_STYLES[int(rng.integers(n_shapes))]
             blob = _blob(rng, h, w)
             canvas[blob] = styled_texture(rng, yy, xx, BACKGROUND_TEXTURE_SCALE, style)[blob]
-        return canvas
+        return canvas, None
 
     def _paint_object(self, rng: np.random.Generator, obj: PlannedObject, inside: np.ndarray, ys, xs, u, v,
                       below: np.ndarray) -> np.ndarray:
         """Return the ``(h, w, 3)`` appearance of ``obj`` over its box (the caller keeps ``inside``)."""
         h, w = self.size
+        if self.world == "scenes":
+            for _attempt in range(4):  # redraw a look too close to what the object covers
+                tex = scene_texture(rng, obj.cls, u, v, obj.r)
+                if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
+                    break
+            return tex
         style = CLASS_STYLES[obj.cls - 1] if self.world == "objects" else None
         for _attempt in range(4):
             if style is None:
@@ -372,7 +357,7 @@ class SyntheticShapes:
         if part is None:
             return tex
         shape = SHAPES[obj.cls - 1]
-        region = part_region(part, u, v, lambda scale: _shape_inside(shape, u / scale, v / scale)) & inside
+        region = part_region(part, u, v, lambda scale: shape_inside(shape, u / scale, v / scale)) & inside
         tex = np.array(tex)
         tex[region] = contrasting(rng, tex[inside].mean(axis=0))
         return tex
@@ -388,9 +373,11 @@ class SyntheticShapes:
         h, w = self.size
         yy = np.arange(h, dtype=np.float32)[:, None]
         xx = np.arange(w, dtype=np.float32)[None, :]
-        canvas = self._background(rng, yy, xx)
-        plan = self._plan(rng)
+        canvas, light = self._background(rng, yy, xx)
+        plan = self._plan_scene(rng) if self.world == "scenes" else self._plan(rng)
         mask, inst, full_area = self._paint(rng, plan, canvas, yy, xx)
+        if light is not None:
+            canvas *= light
         canvas += rng.normal(0.0, rng.uniform(2, 8), size=canvas.shape).astype(np.float32)
         image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
@@ -428,8 +415,9 @@ class SyntheticShapes:
         for k, obj in enumerate(plan, start=1):
             obj.instance = k
             r = obj.r
-            y0, y1 = max(int(obj.cy - r) - 1, 0), min(int(obj.cy + r) + 2, h)
-            x0, x1 = max(int(obj.cx - r) - 1, 0), min(int(obj.cx + r) + 2, w)
+            reach = r * EXTENT if self.world == "scenes" else r  # thin parts reach beyond the radius
+            y0, y1 = max(int(obj.cy - reach) - 1, 0), min(int(obj.cy + reach) + 2, h)
+            x0, x1 = max(int(obj.cx - reach) - 1, 0), min(int(obj.cx + reach) + 2, w)
             if y0 >= y1 or x0 >= x1:
                 continue
             ys, xs = yy[y0:y1], xx[:, x0:x1]
@@ -438,7 +426,10 @@ class SyntheticShapes:
             ca, sa = math.cos(obj.angle), math.sin(obj.angle)
             u = ca * dx + sa * dy
             v = -sa * dx + ca * dy
-            inside = _shape_inside(SHAPES[obj.cls - 1], u, v)
+            if self.world == "scenes":
+                inside = scene_shape_inside(SHAPES[obj.cls - 1], u, v, thin_half_width(r))
+            else:
+                inside = shape_inside(SHAPES[obj.cls - 1], u, v)
             n_in = int(inside.sum())
             if n_in == 0:
                 continue

@@ -23,6 +23,7 @@ from pixelwise import __version__
 from pixelwise.cache import cache_dir, settings_key
 from pixelwise.checkpoint import atomic_file
 from pixelwise.data import build_dataset
+from pixelwise.data.synthetic import DEFAULT_WORLD
 from pixelwise.errors import PixelwiseError
 from pixelwise.models.vgg import MIN_CHANNELS
 from pixelwise.pretrain.classifier import VGGClassifier, torchvision_state_dict
@@ -39,7 +40,7 @@ CACHE_FORMAT = 1
 class PretrainConfig:
     """Everything a pretraining run depends on (the cache key), plus ``threads``/``progress``."""
 
-    world: str = "objects"
+    world: str = DEFAULT_WORLD
     image_size: int = 96
     num_classes: int = 8  # of the segmentation task (background + shapes); the classifier has one less
     data_seed: int = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from pixelwise.data.synthetic import DEFAULT_WORLD
 from pixelwise.pretrain import PretrainConfig
 
 # the models reproduce trains, and their names in tables
@@ -92,7 +93,7 @@ class ReproduceConfig:
     def pretrain_config(self) -> PretrainConfig:
         """Return the settings of the backbone pretraining on this run's synthetic world."""
         opts = self.data_options
-        return PretrainConfig(world=opts.get("world", "objects"), image_size=int(opts.get("size", 96)),
+        return PretrainConfig(world=opts.get("world", DEFAULT_WORLD), image_size=int(opts.get("size", 96)),
                               num_classes=int(self.num_classes or 8), data_seed=int(opts.get("seed", 0)),
                               scenes=self.pretrain_scenes, val_scenes=max(4, min(200, self.pretrain_scenes // 10)),
                               batch_size=self.pretrain_batch, crop_size=self.input_size, width=self.width,
