@@ -9,6 +9,7 @@ A checkpoint is a dict saved with ``torch.save``::
      "class_names": [...] | None,
      "class_colors": [[r, g, b], ...] | None,   # the dataset's class colours (None: VOC's)
      "input_scale": 1.0,                  # images are resized by this before the network runs
+     "weights": "voc-fcn8s" | None,       # the published weights it carries (models.pretrained)
      "config": {...} | None,             # the full training config
      "training": {...} | None,           # optimiser, scheduler, scaler, RNG states, step
      "metrics": {...} | None,
@@ -24,6 +25,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,7 @@ def make_checkpoint(
         "class_names": list(class_names) if class_names is not None else None,
         "class_colors": model.class_colors,
         "input_scale": float(model.input_scale),
+        "weights": model.card.weights,
         "config": config,
         "training": training,
         "metrics": metrics,
@@ -121,6 +124,7 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint") -> nn.Modul
     model.class_names = ckpt.get("class_names")
     model.class_colors = ckpt.get("class_colors")
     model.input_scale = ckpt.get("input_scale") or 1.0
+    model.card = replace(model.card, weights=ckpt.get("weights"))
     return model
 
 

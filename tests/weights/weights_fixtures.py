@@ -301,3 +301,11 @@ def tv_state(width: float, bn: bool, *, device="cpu", seed=0) -> dict:
     state["classifier.6.weight"] = rand(1000, fc)
     state["classifier.6.bias"] = rand(1000)
     return state
+
+
+def release_caffemodel(arch: str = "fcn8s", width: float = 1 / 32, num_classes: int = 21, seed: int = 0) -> bytes:
+    """The bytes of a random FCN caffemodel in the release's layer layout (new-style layers)."""
+    import caffe_wire as cw
+
+    blobs = fcn_blobs(arch, width, num_classes, np.random.default_rng(seed))
+    return cw.net([(n, caffe_type(n, blobs), blobs[n]) for n in fcn_layer_order(blobs)], v1=False)

@@ -146,7 +146,8 @@ class ModelCard:
     (the dataset's own colours, e.g. CamVid's), or None for the VOC colours; ``input_scale``: the
     factor images are resized by before the network sees them (the resolution the model was
     trained at, e.g. 0.5 for CamVid halved to 180x240); inference resizes its scores back, so
-    outputs always have the input image's size.
+    outputs always have the input image's size. ``weights``: the name of the published weights it
+    carries (``voc-fcn8s``, see :mod:`pixelwise.models.pretrained`), None for any other.
     """
 
     spec: dict | None = None
@@ -154,6 +155,7 @@ class ModelCard:
     class_names: list[str] | None = None
     class_colors: list[list[int]] | None = None
     input_scale: float = 1.0
+    weights: str | None = None
 
 
 def check_input_scale(scale: float) -> float:

@@ -11,12 +11,16 @@ from torch import nn
 from pixelwise.errors import PixelwiseError
 from pixelwise.models import catalogue as _catalogue  # noqa: F401  (registers the built-in models)
 from pixelwise.models.entries import REGISTRY, ModelEntry, register_model
+from pixelwise.models.pretrained import weights_for
 
 __all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "register_model"]
 
 
-def list_models() -> list[str]:
-    """Return the registered model names, sorted."""
+def list_models(*, pretrained: bool = False) -> list[str]:
+    """Return the registered model names, sorted; ``pretrained``: only those with downloadable
+    trained weights (:data:`pixelwise.models.pretrained.PRETRAINED`)."""
+    if pretrained:
+        return sorted(name for name in REGISTRY if weights_for(name))
     return sorted(REGISTRY)
 
 

@@ -10,7 +10,6 @@ and transforms carry it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from torch import nn
 
@@ -20,6 +19,7 @@ from pixelwise.models.base import SegmentationModel
 from pixelwise.models.vgg import VGG16, scaled
 from pixelwise.weights import caffe_mapping, torchvision_vgg
 from pixelwise.weights.caffemodel import CaffeNet, looks_like_caffemodel, read_caffemodel
+from pixelwise.weights.files import resolve_backbone_weights
 from pixelwise.weights.report import ImportReport
 from pixelwise.weights.transplant import SourceLayer, apply_mapping, infer_width
 
@@ -125,11 +125,11 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike, *, bn_mode:
     initialisation when the file has none (reported in ``report.kept``). Every shape is checked
     before anything is written; a width mismatch raises :class:`CheckpointError` naming both widths.
     Sets ``model.input_convention`` to the weights' convention (``report.input_convention``):
-    ``torchvision_rgb`` for torchvision files, ``caffe_bgr`` for Caffe ones.
+    ``torchvision_rgb`` for torchvision files, ``caffe_bgr`` for Caffe ones. ``path`` may also name
+    downloadable ImageNet weights (``imagenet``, ``vgg16-caffe``: :mod:`pixelwise.models.pretrained`),
+    fetched once into the cache.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such backbone weights file")
+    path = resolve_backbone_weights(path)
     if looks_like_caffemodel(path):
         return backbone_from_caffe(model, read_caffemodel(path), bn_mode=bn_mode)
     return backbone_from_torchvision(model, path)
@@ -139,8 +139,6 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike, *, bn_mode:
 def backbone_weights_convention(path: str | os.PathLike) -> InputConvention:
     """Return the input convention that backbone weights in ``path`` were trained with (Caffe files:
     ``caffe_bgr``; torchvision state dicts: ``torchvision_rgb``), without loading them, so that a run
-    can build its datasets with it."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such backbone weights file")
+    can build its datasets with it. A weights name is downloaded first (see :func:`load_backbone_weights`)."""
+    path = resolve_backbone_weights(path)
     return caffe_mapping.CONVENTION if looks_like_caffemodel(path) else torchvision_vgg.CONVENTION
