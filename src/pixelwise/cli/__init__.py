@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "eval",
     "demo",
     "convert",
+    "weights",
     "export",
     "bench",
     "reproduce",

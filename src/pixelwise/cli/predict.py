@@ -32,6 +32,7 @@ from pixelwise.inference.pipeline import segment
 from pixelwise.inference.predict import model_palette
 from pixelwise.inference.summary import class_names_of, image_summary, model_name
 from pixelwise.models.base import ModelInterface
+from pixelwise.models.pretrained import find_weights
 from pixelwise.runtime import resolve_device
 
 
@@ -46,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or quoted globs")
     g = p.add_argument_group("model (one of)")
     g.add_argument("--checkpoint", "-c", default=None, metavar="CKPT", help="a pixelwise checkpoint")
-    g.add_argument("--model", default=None, metavar="NAME", help="a freshly built (untrained) model, for smoke tests")
+    g.add_argument("--model", default=None, metavar="NAME",
+                   help="published weights (voc-fcn8s, voc-deconvnet, ...: `pixelwise weights list`; downloaded and "
+                   "converted once), or a registered model built fresh (untrained, for smoke tests)")
     g.add_argument("--width", type=float, default=1.0, help="width multiplier for --model")
     g.add_argument("--num-classes", type=int, default=21, help="classes for --model")
     g.add_argument("--fcn", default=None, metavar="CKPT", help="EDeconvNet from an FCN-8s checkpoint ...")
@@ -68,8 +71,13 @@ def model_request_from(args: argparse.Namespace) -> ModelRequest:
     device = resolve_device(args.device)
     if args.checkpoint is None and args.model is None and (args.fcn is None or args.deconvnet is None):
         raise PixelwiseError("an ensemble needs both --fcn CKPT and --deconvnet CKPT")
+    checkpoint, model = args.checkpoint, args.model
+    if model is not None and find_weights(model) is not None:  # published weights: their converted checkpoint
+        from pixelwise.weights.zoo import pretrained_checkpoint
+
+        checkpoint, model = str(pretrained_checkpoint(model)), None
     return ModelRequest(
-        checkpoint=args.checkpoint, model=args.model, width=args.width, num_classes=args.num_classes,
+        checkpoint=checkpoint, model=model, width=args.width, num_classes=args.num_classes,
         fcn=args.fcn, deconvnet=args.deconvnet, ensemble_mode=args.mode or "mean", device=device,
         engine=args.engine, precision=args.precision,
     )

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deep-supervision", type=float, default=None,
                    help=f"DeconvNet auxiliary-loss weight (0 = the paper's training) [{d.deep_supervision:g}]")
     p.add_argument("--no-crf", action="store_true", help="skip the dense-CRF rows")
+    p.add_argument("--download", action="store_true",
+                   help="first download the dataset into --data-root unless it is there (voc, sbd, camvid; "
+                   "see `pixelwise data download`)")
     p.add_argument("--quick", action="store_true", help="a few steps on tiny images (checks the pipeline, seconds)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -114,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
                      "steps_proposals", "steps_deconv_whole"):
             setattr(cfg, name, max(1, round(getattr(cfg, name) * args.steps_scale)))
     ensure_writable_dir(cfg.out)  # a bad --out fails before hours of training
+    if args.download:
+        from pixelwise.data.downloads import ensure_datasets
+
+        ensure_datasets(cfg.dataset, cfg.data_root, cfg.data_options,
+                        log=lambda line: print(f"pixelwise reproduce: {line}", file=sys.stderr))
     reproduce(cfg, log=lambda m: print(f"pixelwise reproduce: {m}", file=sys.stderr))
     print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
     return 0

@@ -84,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="YAML", help="YAML file of options (keys as in config.yaml)")
     p.add_argument("--resume", nargs="?", const="auto", metavar="PATH|auto",
                    help="continue a run from a checkpoint (auto: OUT/last.pt if present)")
+    p.add_argument("--download", action="store_true",
+                   help="first download the dataset into --data-root unless it is there (voc, sbd, sbd_voc_train: "
+                   "also into sbd_root, camvid; see `pixelwise data download`)")
     add_config_flags(p)
     p.set_defaults(func=run)
 
@@ -105,6 +108,18 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return values
 
 
+def download_training_data(overrides: dict) -> None:
+    """``--download``: fetch the datasets the resolved config reads, unless they are there."""
+    import sys
+
+    from pixelwise.data.downloads import ensure_datasets
+    from pixelwise.train.recipes import resolve_config
+
+    cfg = resolve_config(overrides)
+    ensure_datasets(cfg.dataset, cfg.data_root, cfg.data_options,
+                    log=lambda line: print(f"pixelwise train: {line}", file=sys.stderr))
+
+
 def run(args: argparse.Namespace) -> int:
     from pixelwise.train import distributed as dist_utils
     from pixelwise.train.staged import launch
@@ -118,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         from pixelwise.fileio import ensure_writable_dir
 
         ensure_writable_dir(overrides["out"])
+    if args.download:
+        download_training_data(overrides)
     try:
         results = launch(overrides, resume=args.resume)
         main = dist_utils.is_main()

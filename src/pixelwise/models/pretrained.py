@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pixelwise.download import Remote, about
+from pixelwise.download import Remote
 from pixelwise.errors import PixelwiseError
 
 BERKELEY = "http://dl.caffe.berkeleyvision.org"
@@ -47,11 +47,6 @@ class Weights:
     def is_backbone(self) -> bool:
         """Whether these are ImageNet backbone weights (they initialise a model, not replace it)."""
         return self.model is None
-
-    def describe(self) -> str:
-        """One line: what it is, for which model, its size and where it comes from."""
-        what = "ImageNet VGG16 backbone" if self.is_backbone else f"{self.model}, {self.num_classes} {self.classes} classes"
-        return f"{self.name}: {what}, {self.remote.filename} ({about(self.remote.size)}); {self.source}"
 
 
 PRETRAINED: dict[str, Weights] = {
