@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelwise.data.synthetic import DEFAULT_WORLD
 from pixelwise.metrics import format_size_table, format_table
 from pixelwise.reproduce.config import ReproduceConfig
+from pixelwise.reproduce.report import DEMO_CLAIMS, claim_checks, claims_table, name_of, pct
 from pixelwise.reproduce.run import backbone_for, evaluate_all, train_all
 from pixelwise.runtime import cpu_model
 from pixelwise.train.recipes import get_recipe
@@ -31,8 +33,9 @@ from pixelwise.train.runlog import read_log, to_json
 from pixelwise.viz.curves import plot_curves, save_figure
 
 NOT_PAPER_EXACT = [
-    "the built-in synthetic world (96x96 scenes, 4 classes: background, disc, square, triangle) instead of PASCAL "
-    "VOC, and its own object-crop classifier (pixelwise pretrain: 96-px crops, fc6 3x3) instead of ImageNet VGG16",
+    "the built-in synthetic world (96x96 scenes, 4 classes: background, disc, square, triangle, each with thin "
+    "parts) instead of PASCAL VOC, and its own object-crop classifier (pixelwise pretrain: 96-px crops, fc6 3x3) "
+    "instead of ImageNet VGG16",
     "width x1/8 of the paper's channels, with the width floor (no layer under 16 channels here)",
     "FCN in the pad-free mode (no 100-pixel padding); SGD with a poly schedule and warm-up, 16 images per step, "
     "hundreds of steps instead of days",
@@ -56,10 +59,10 @@ class DemoSettings:
     num_classes: int = 4
     train_images: int = 2000  # generated once and kept in memory
     val_images: int = 100
-    pretrain_steps: int = 512
+    pretrain_steps: int = 384
     pretrain_scenes: int = 2000
-    fcn_steps: tuple[int, int, int] = (400, 300, 300)  # FCN-32s, 16s, 8s
-    deconv_steps: tuple[int, int] = (450, 225)  # object crops, proposal crops
+    fcn_steps: tuple[int, int, int] = (300, 200, 200)  # FCN-32s, 16s, 8s
+    deconv_steps: tuple[int, int] = (300, 150)  # object crops, proposal crops
     top_k: int = 20
     grid_images: int = 6
     width: float | None = None
@@ -84,8 +87,9 @@ class DemoSettings:
 QUICK = DemoSettings(image_size=32, train_images=8, val_images=2, width=0.03125, min_channels=4, pretrain_steps=2,
                      pretrain_scenes=16, fcn_steps=(2, 2, 2), deconv_steps=(2, 2), batch=2, bn_batches=1,
                      top_k=3, grid_images=2)
-MEMBERS = ("fcn8s", "deconvnet", "edeconvnet_mean")
-DISPLAY = {"fcn8s": "FCN-8s", "deconvnet": "DeconvNet", "edeconvnet_mean": "EDeconvNet (mean)"}
+SHOWN = ("fcn8s", "deconvnet", "edeconvnet_mean")
+"""The models in the predictions figure (and refined by the dense CRF in the report)."""
+EVALUATED = ("fcn32s", "fcn16s", *SHOWN)
 
 
 def demo_config(s: DemoSettings, out: Path, seed: int, progress: bool, threads: int) -> ReproduceConfig:
@@ -98,7 +102,8 @@ def demo_config(s: DemoSettings, out: Path, seed: int, progress: bool, threads: 
         input_size=s.input_size, steps_32s=s.fcn_steps[0], steps_16s=s.fcn_steps[1], steps_8s=s.fcn_steps[2],
         fcn_batch=s.batch, steps_objects=s.deconv_steps[0], steps_proposals=s.deconv_steps[1],
         deep_supervision=s.deep_supervision, bn_batches=s.bn_batches, deconv_batch=s.batch, top_k=s.top_k,
-        crf=False, grid_indices=list(range(s.grid_images)), progress=progress, threads=threads,
+        crf=True, crf_models=list(SHOWN), boundary=True, grid_indices=list(range(s.grid_images)), progress=progress,
+        threads=threads,
     )
 
 
@@ -145,20 +150,22 @@ def _run(out: Path, seed: int, quick: bool, threads: int, progress: bool, settin
     checkpoints.update(train_all(cfg, seed, out, backbone, log, only=("deconvnet",), resume=None))
     timings["deconvnet"] = time.perf_counter() - t
 
-    phase("4/4 evaluating FCN-8s (whole image), DeconvNet (proposals) and EDeconvNet; writing the report")
+    phase("4/4 evaluating the FCNs (whole image), DeconvNet (proposals), EDeconvNet and the dense CRF; writing the "
+          "report")
     t = time.perf_counter()
-    evaluated = evaluate_all(cfg, checkpoints, log, names=MEMBERS, memory=False)
-    results = {DISPLAY[k]: evaluated["models"][k] for k in MEMBERS}
+    evaluated = evaluate_all(cfg, checkpoints, log, names=EVALUATED, memory=False)
+    results = {name_of(k): r for k, r in evaluated["models"].items()}
     _figures(out, evaluated, s)
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     summary = {"settings": asdict(s), "seed": seed, "timings_s": timings, "results": results,
                "class_names": evaluated["class_names"], "mean_boxes": evaluated["mean_boxes"],
+               "proposal_recall": evaluated["proposal_recall"], "claims": claim_checks({seed: evaluated["models"]}, DEMO_CLAIMS),
                "backbone": backbone, "machine": machine(threads), "collapsed": evaluated.get("collapsed", {})}
     (out / "results.json").write_text(to_json(summary, indent=1), encoding="utf-8")
     (out / "report.md").write_text(_report(summary, s, seed, quick), encoding="utf-8")
     phase(f"done in {timings['total']:.0f} s: mean IU " + ", ".join(
-        f"{name} {100 * r['mean_iu']:.1f}" for name, r in results.items()) + f" -> {out / 'report.md'}")
+        f"{name_of(k)} {100 * results[name_of(k)]['mean_iu']:.1f}" for k in SHOWN) + f" -> {out / 'report.md'}")
     return summary
 
 
@@ -178,7 +185,7 @@ def _figures(out: Path, evaluated: dict, s: DemoSettings) -> None:
     from pixelwise.viz.grids import comparison_grid
 
     grid = evaluated["grid"]
-    columns = {"truth": grid["truth"], **{DISPLAY[k]: grid[k] for k in MEMBERS}}
+    columns = {"truth": grid["truth"], **{name_of(k): grid[k] for k in SHOWN}}
     save_figure(comparison_grid(grid["image"], columns, evaluated["class_names"], cell_size=1.8),
                 out / "predictions.png")
     _curves(out, s)
@@ -214,7 +221,7 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         f"Wall time: {t['total']:.0f} s (backbone {t['pretrain']:.0f} s, FCN {t['fcn']:.0f} s, DeconvNet "
         f"{t['deconvnet']:.0f} s, evaluation and report {t['report']:.0f} s)",
         "",
-        f"Data: the built-in `objects` world, {s.image_size}x{s.image_size} px, {s.train_images} training scenes, "
+        f"Data: the built-in `{DEFAULT_WORLD}` world, {s.image_size}x{s.image_size} px, {s.train_images} training scenes, "
         f"{s.val_images} validation scenes, {len(names)} classes ({', '.join(names)}). Backbone: `{summary['backbone']}`.",
         "",
         "## Results (validation scenes)",
@@ -228,15 +235,25 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         format_table(res, names),
         "```",
         "",
-        f"All-background baseline: mean IU about {100 * _background_baseline(res['FCN-8s']):.1f}.",
+        f"All-background baseline: mean IU about {100 * _background_baseline(res['FCN-8s']):.1f}. BF: boundary F1 "
+        "score (docs/data.md#metrics), tolerance 0.75 % of the image diagonal. `+ CRF`: the release's dense CRF on "
+        "the model's probabilities.",
         "",
         *[line for note in summary.get("collapsed", {}).values() for line in (f"**Collapsed**: {note}.", "")],
+        *_recall_lines(summary.get("proposal_recall"), s.top_k),
+        "## The papers' claims on this seed",
+        "",
+        "Margins in points (ours minus theirs); a win needs more than half a point.",
+        "",
+        claims_table(summary["claims"]),
+        "",
         "IU by object size (mean IU over the classes, on the pixels of small / medium / large objects and background):",
         "",
     ]
-    for name, r in res.items():
+    for key in SHOWN:
+        r = res[name_of(key)]
         if r.get("size_buckets"):
-            lines += [f"{name}:", "", "```", format_size_table(r["size_buckets"]), "```", ""]
+            lines += [f"{name_of(key)}:", "", "```", format_size_table(r["size_buckets"]), "```", ""]
     lines += [
         "## Figures",
         "",
@@ -269,6 +286,15 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _recall_lines(recall: dict | None, top_k: int) -> list[str]:
+    """The report's lines on how many objects DeconvNet's proposals find (none without proposals)."""
+    if not recall:
+        return []
+    return [f"Proposal recall: the top {top_k} selective-search boxes (as DeconvNet uses them) overlap "
+            f"{pct(recall['all'])} % of the {recall['objects']} objects with IoU >= {recall['iou']:g} (small "
+            f"{pct(recall['small'])} %, medium {pct(recall['medium'])} %, large {pct(recall['large'])} %).", ""]
 
 
 def _background_baseline(results: dict) -> float:

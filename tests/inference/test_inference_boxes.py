@@ -100,3 +100,16 @@ def test_missing_box_file_and_missing_image_entry(tmp_path):
         read_box_file(tmp_path / "nope.json")
     with pytest.raises(DataError, match="no boxes for image 'c.png'"):
         lookup_boxes({"a": (np.zeros((0, 4)), np.zeros(0))}, "c.png")
+
+
+def test_box_iou_matrix_and_objects_found():
+    from pixelwise.inference.boxes import box_iou_matrix, objects_found
+
+    proposals = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], dtype=np.float32)
+    objects = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=np.float32)
+    iou = box_iou_matrix(proposals, objects)
+    assert iou.shape == (2, 3)
+    np.testing.assert_allclose(iou[0], [1.0, 1 / 3, 0.0])
+    assert objects_found(proposals, objects).tolist() == [True, True, False]
+    assert objects_found(proposals[:1], objects, threshold=0.3).tolist() == [True, True, False]
+    assert objects_found(np.zeros((0, 4)), objects).tolist() == [False] * 3

@@ -52,3 +52,9 @@ def test_crop_probe_starts_from_a_pretrained_backbone() -> None:
                      "--classes", "4", "--scene-size", "48", "--scenes", "8", "--val-crops", "4", "--batch", "2",
                      "--steps", "1", "--every", "1", "--threads", "1", "--pretrain-steps", "2")
     assert "backbone held-out object accuracy" in out and "vgg16_bn.pth" in out
+
+
+def test_world_stats_prints_one_row_per_world_and_class_count() -> None:
+    out = run_script("world_stats.py", "--classes", "4", "--scenes", "3", "--size", "48", "--worlds", "scenes", "objects")
+    rows = [line for line in out.splitlines() if line.startswith("| scenes") or line.startswith("| objects")]
+    assert len(rows) == 2 and "objects / image" in out

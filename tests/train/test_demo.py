@@ -17,14 +17,23 @@ def test_quick_demo_writes_report_and_figures(tmp_path, capsys):
     for ckpt in ("fcn32s/last.pt", "fcn16s/last.pt", "fcn8s/last.pt", "deconvnet_objects/last.pt", "deconvnet/last.pt"):
         assert (out / ckpt).is_file()
     results = json.loads((out / "results.json").read_text())
-    assert set(results["results"]) == {"FCN-8s", "DeconvNet", "EDeconvNet (mean)"}
+    shown = {"FCN-8s", "DeconvNet", "EDeconvNet (mean)"}
+    assert set(results["results"]) == {"FCN-32s", "FCN-16s", *shown, *(f"{name} + CRF" for name in shown)}
+    assert all("boundary_f1" in r for r in results["results"].values())
+    recall = results["proposal_recall"]
+    assert recall["objects"] > 0 and 0 <= recall["all"] <= 1 and recall["iou"] == 0.5
+    claims = {c["claim"]: c for c in results["claims"]}
+    assert "DeconvNet on proposals beats FCN-8s on boundaries (BF)" in claims
+    assert "the dense CRF improves FCN-8s (mean IU)" in claims and list(claims[next(iter(claims))]["margins"]) == ["0"]
+    for text in ("Proposal recall", "The papers' claims on this seed", "BF"):
+        assert text in report, text
     assert results["timings_s"]["total"] > 0
     err = capsys.readouterr().err
     for phase in ("1/4 the backbone", "2/4 FCN-32s -> FCN-16s -> FCN-8s", "3/4 DeconvNet", "4/4 evaluating", "done in"):
         assert phase in err, phase
     assert "pretraining the backbone" in err
     assert "proposals" in report and "IU by object size" in report
-    assert all(results["results"][name]["size_buckets"] for name in results["results"])
+    assert all(results["results"][name]["size_buckets"] for name in shown)
 
     # same seed, same numbers; the second run takes the backbone from the cache
     again = tmp_path / "again"

@@ -53,6 +53,26 @@ def as_boxes(boxes, scores=None) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(arr[:, :4]), scores
 
 
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the ``(K, M)`` IoU of every box in ``a`` ``(K, 4)`` with every box in ``b`` ``(M, 4)``
+    (``[x0, y0, x1, y1]``, ``x1``/``y1`` exclusive; 0 where the union is empty)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)[:, None, :]
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def objects_found(proposals: np.ndarray, objects: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Return a ``(M,)`` bool array: whether each of the ``(M, 4)`` object boxes has a proposal among
+    ``proposals`` ``(K, 4)`` with IoU >= ``threshold`` (proposal recall is its mean)."""
+    if len(objects) == 0 or len(proposals) == 0:
+        return np.zeros(len(objects), dtype=bool)
+    return box_iou_matrix(proposals, objects).max(axis=0) >= threshold
+
+
 def enlarge_boxes(boxes: np.ndarray, factor: float = ENLARGE, *, square: bool = False) -> np.ndarray:
     """Return the boxes scaled by ``factor`` around their centres: ``(K, 4)`` float32.
 

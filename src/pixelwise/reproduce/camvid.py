@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from pixelwise.reproduce.report import claim_checks, claims_table, name_of, pct
+from pixelwise.reproduce.report import claim_checks, claims_table, metric_of, name_of, pct
 
 PUBLISHED = (
     # (row, how it was trained, G, C, mIoU, BF)
@@ -28,11 +28,6 @@ THIN_CLASSES = ("pole", "sign-symbol", "pedestrian", "bicyclist")
 """CamVid's thin classes: where the DeconvNet paper's claim about fine structures should show."""
 
 
-def _metric(models: dict, key: str, name: str) -> float:
-    value = models.get(key, {}).get(name)
-    return float("nan") if value is None else float(value)
-
-
 def thin_class_iu(result: dict, class_names: list[str]) -> float:
     """Mean IU over :data:`THIN_CLASSES` (those present in ``class_names``) of one model's result."""
     ious = [result["per_class_iu"][class_names.index(c)] for c in THIN_CLASSES if c in class_names]
@@ -44,10 +39,10 @@ def camvid_claims(class_names: list[str]) -> tuple:
     """The claims checked on CamVid: ``(text, kind, margin(models))`` with margins as fractions."""
 
     def miu(m: dict, k: str) -> float:
-        return _metric(m, k, "mean_iu")
+        return metric_of(m, k, "mean_iu")
 
     def bf(m: dict, k: str) -> float:
-        return _metric(m, k, "boundary_f1")
+        return metric_of(m, k, "boundary_f1")
 
     def thin(m: dict, k: str) -> float:
         return thin_class_iu(m[k], class_names) if k in m else float("nan")

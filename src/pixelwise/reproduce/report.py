@@ -126,6 +126,12 @@ CLAIMS = (
 TIE = 0.01  # "about as good": within one IU point
 
 
+def metric_of(models: dict, key: str, name: str) -> float:
+    """Return metric ``name`` of model ``key`` in ``models`` as a float (NaN when either is missing)."""
+    value = models.get(key, {}).get(name)
+    return float("nan") if value is None else float(value)
+
+
 def _miu(models: dict, key: str) -> float:
     return models[key]["mean_iu"] if key in models else float("nan")
 
@@ -133,6 +139,35 @@ def _miu(models: dict, key: str) -> float:
 def _small(models: dict, key: str, metric: str = "mean_iu") -> float:
     sizes = models.get(key, {}).get("size_buckets")
     return sizes["small"].get(metric, float("nan")) if sizes else float("nan")
+
+
+def _bf(models: dict, key: str) -> float:
+    return metric_of(models, key, "boundary_f1")
+
+
+def _claim_pair(text: str, ours: str, theirs: str) -> tuple:
+    """The claim "``ours`` beats ``theirs``" twice: on mean IU and on boundaries (BF)."""
+    return ((f"{text} (mean IU)", "beats", lambda m: _miu(m, ours) - _miu(m, theirs)),
+            (f"{text} (BF)", "beats", lambda m: _bf(m, ours) - _bf(m, theirs)))
+
+
+def _ensemble_gain(m: dict, metric) -> float:
+    return metric(m, "edeconvnet_mean") - max(metric(m, "fcn8s"), metric(m, "deconvnet"))
+
+
+DEMO_CLAIMS = (
+    *_claim_pair("FCN-16s beats FCN-32s", "fcn16s", "fcn32s"),
+    *_claim_pair("FCN-8s beats FCN-16s", "fcn8s", "fcn16s"),
+    ("DeconvNet on proposals beats FCN-8s on small objects (small-bucket IU)", "beats",
+     lambda m: _small(m, "deconvnet") - _small(m, "fcn8s")),
+    ("DeconvNet on proposals beats FCN-8s on boundaries (BF)", "beats", lambda m: _bf(m, "deconvnet") - _bf(m, "fcn8s")),
+    ("EDeconvNet (mean) beats both members (mean IU)", "beats", lambda m: _ensemble_gain(m, _miu)),
+    ("EDeconvNet (mean) beats both members (BF)", "beats", lambda m: _ensemble_gain(m, _bf)),
+    *(claim for key in ("fcn8s", "deconvnet", "edeconvnet_mean")
+      for claim in _claim_pair(f"the dense CRF improves {DISPLAY[key]}", f"{key}+crf", key)),
+)
+"""The claims the demo checks on the built-in world: the papers' orderings on mean IU, on small
+objects and on boundaries (BF), and the dense CRF on each model."""
 
 
 def claim_checks(by_seed: dict, claims: tuple | None = None) -> list[dict]:

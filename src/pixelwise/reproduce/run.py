@@ -21,10 +21,11 @@ from tqdm import tqdm
 
 from pixelwise.checkpoint import load_model
 from pixelwise.data import build_dataset
+from pixelwise.data.instances import SIZE_BUCKETS
 from pixelwise.data.transforms import rescale_image
 from pixelwise.errors import PixelwiseError
 from pixelwise.evaluator import Evaluator
-from pixelwise.inference.boxes import prepare_boxes
+from pixelwise.inference.boxes import objects_found, prepare_boxes
 from pixelwise.inference.pipeline import deconvnet_scores
 from pixelwise.inference.predict import dense_logits, full_size, image_tensor
 from pixelwise.inference.proposals import generate_proposals
@@ -145,6 +146,8 @@ def _chosen(cfg: ReproduceConfig, run: Path) -> Path:
 ENSEMBLES = ("edeconvnet_mean", "edeconvnet_release")
 """The paper's ensemble (mean of the two probability maps) and the release's (``max0``-aggregated
 DeconvNet scores, 0 where no proposal is, times FCN-8s scores floored at 0)."""
+RECALL_IOU = 0.5
+"""An object counts as found by the proposals when one box overlaps its box by this IoU."""
 MEMBERS = {"edeconvnet_mean": ("fcn8s", "deconvnet"), "edeconvnet_release": ("fcn8s", "deconvnet")}
 
 
@@ -168,13 +171,15 @@ def proposal_boxes(cfg: ReproduceConfig, image: np.ndarray) -> np.ndarray | None
     return boxes
 
 
-def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: list[str]) -> tuple[dict, dict, int]:
+def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray,
+                 names: list[str]) -> tuple[dict, dict, np.ndarray | None]:
     """Return ``(scores, seconds, boxes)`` for one image: ``(C, H, W)`` scores of every model in
     ``names`` (FCNs on the whole image, DeconvNet on proposals, ensembles from their members), the
-    time each took (ensembles: members included) and the number of proposal boxes used."""
+    time each took (ensembles: members included) and DeconvNet's ``(K, 4)`` proposal boxes in the
+    image's pixels (None without DeconvNet or proposals)."""
     scores: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
-    n_boxes = 0
+    used = None
     coverage = None
     work = rescale_image(image, cfg.input_scale)  # the networks see the image at their input scale
     for name, model in models.items():
@@ -182,7 +187,7 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
         x = image_tensor(work, model)
         if name == "deconvnet":
             boxes = proposal_boxes(cfg, work)
-            n_boxes = 0 if boxes is None else len(boxes)
+            used = None if boxes is None else boxes / cfg.input_scale
             scores[name], coverage = deconvnet_scores(model, x, boxes, size=cfg.input_size, batch=cfg.proposal_batch)
             if coverage is not None and coverage.shape != image.shape[:2]:
                 coverage = full_size(coverage[None].float(), image.shape[:2], "nearest")[0] > 0.5
@@ -202,7 +207,29 @@ def image_scores(cfg: ReproduceConfig, models: dict, image: np.ndarray, names: l
             mode = "mean" if name == "edeconvnet_mean" else "product"
             scores[name] = combine_scores(scores[fcn][None], member[None], mode)[0]
             seconds[name] = time.perf_counter() - t + seconds[fcn] + seconds[deconv]
-    return scores, seconds, n_boxes
+    return scores, seconds, used
+
+
+def proposal_recall(found: list[tuple[int, bool]], threshold: float) -> dict:
+    """Return the proposal recall from ``(size bucket, found)`` pairs, one per object: the share
+    found overall and per bucket (``small``/``medium``/``large``; NaN without such objects), the
+    object count and the IoU ``threshold``."""
+    out: dict = {"iou": threshold, "objects": len(found)}
+    for name, bucket in (("all", None), *((n, b) for b, n in enumerate(SIZE_BUCKETS, start=1))):
+        hits = [ok for b, ok in found if bucket is None or b == bucket]
+        out[name] = float(np.mean(hits)) if hits else float("nan")
+    return out
+
+
+def _objects_found(boxes: np.ndarray, sample: dict, threshold: float) -> list[tuple[int, bool]]:
+    """``(size bucket, found)`` for each object of ``sample`` (its ``boxes``, buckets from its
+    ``size_map`` at the object's pixels) against the proposal ``boxes``."""
+    objects = sample.get("boxes")
+    if objects is None or sample.get("size_map") is None or sample.get("instances") is None:
+        return []
+    found = objects_found(boxes, objects, threshold)
+    inst, size_map = sample["instances"], sample["size_map"]
+    return [(int(size_map[inst == k + 1].max()), bool(ok)) for k, ok in enumerate(found)]
 
 
 def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callable[[str], None], *,
@@ -232,14 +259,17 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
     grid: dict[str, list] = {"image": [], "truth": [], **{k: [] for k in scorers}}
     grid_set = set(cfg.grid_indices)
     boxes_used = []
+    found: list[tuple[int, bool]] = []
     masks = []
     for i in tqdm(range(n), desc="reproduce: evaluate", disable=not cfg.progress or None, unit="img"):
         sample = val[i]
         image = sample["image"]
         masks.append(sample["mask"])
-        scores, seconds, n_boxes = image_scores(cfg, models, image, names)
+        scores, seconds, boxes = image_scores(cfg, models, image, names)
         if "deconvnet" in models:
-            boxes_used.append(n_boxes)
+            boxes_used.append(0 if boxes is None else len(boxes))
+            if boxes is not None:
+                found += _objects_found(boxes, sample, RECALL_IOU)
         in_grid = i in grid_set
         if in_grid:
             grid["image"].append(image)
@@ -273,6 +303,7 @@ def evaluate_all(cfg: ReproduceConfig, checkpoints: dict[str, dict], log: Callab
         "class_names": list(val.class_names),
         "num_images": n,
         "mean_boxes": float(np.mean(boxes_used)) if boxes_used else 0.0,
+        "proposal_recall": proposal_recall(found, RECALL_IOU) if found else None,
         "upper_bound": {str(f): r for f, r in upper_bound_miou(masks, num_classes).items()},
         "grid": grid,
         "palette": getattr(val, "palette", None),

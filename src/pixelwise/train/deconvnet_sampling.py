@@ -30,6 +30,7 @@ from scipy import ndimage
 
 from pixelwise.data.instances import boxes_from_instances
 from pixelwise.data.transforms import CAFFE_MEAN_RGB, crop_sample, hflip_sample, resize_sample
+from pixelwise.inference.boxes import box_iou_matrix
 
 IGNORE = 255
 PAPER_CROP = 224
@@ -43,11 +44,7 @@ def default_resize(crop_size: int) -> int:
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Return the IoU of two ``[x0, y0, x1, y1]`` boxes (x1/y1 exclusive)."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    return float(box_iou_matrix(a, b)[0, 0])
 
 
 def objects_of(sample: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
