@@ -14,14 +14,11 @@ their pretrained downloads), so the cached copy is a ``torchfcn`` package holdin
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.util
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import types
 from pathlib import Path
 
@@ -29,6 +26,7 @@ import torch
 from torch import nn
 
 from pixelwise.cache import cache_dir
+from pixelwise.download import check_file, publish_dir, staging
 from pixelwise.errors import PixelwiseError, first_line
 from pixelwise.models.base import SegmentationModel
 
@@ -69,9 +67,7 @@ def _download_sdist(dest: Path) -> Path:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip() and "WARNING" not in ln]
         raise PixelwiseError(f"pip download torchfcn=={TORCHFCN_VERSION} failed (offline?): "
                              f"{(lines or ['no output'])[-1].strip()[:200]}")
-    digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
-    if digest != TORCHFCN_SHA256:
-        raise PixelwiseError(f"{found[0].name}: SHA-256 {digest[:16]}... is not the pinned {TORCHFCN_SHA256[:16]}...")
+    check_file(found[0], f"sha256:{TORCHFCN_SHA256}", what="pinned")
     return found[0]
 
 
@@ -102,16 +98,10 @@ def ensure_torchfcn_copy() -> Path:
     root = peer_root()
     if _copy_complete(root):
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".torchfcn-") as tmp:
-        staged = Path(tmp) / "copy"
-        _extract_models(_download_sdist(Path(tmp)), staged)
-        try:
-            staged.rename(root)  # atomic: a reader sees the whole copy or none
-        except OSError:
-            if not _copy_complete(root):  # another process finished first otherwise
-                shutil.rmtree(root, ignore_errors=True)
-                staged.rename(root)
+    with staging(root.parent) as stage:
+        staged = stage / "copy"
+        _extract_models(_download_sdist(stage), staged)
+        publish_dir(staged, root, complete=_copy_complete)  # atomic; a copy another process finished is kept
     return root
 
 
