@@ -62,7 +62,7 @@ class DemoSettings:
     pretrain_steps: int = 384
     pretrain_scenes: int = 2000
     fcn_steps: tuple[int, int, int] = (300, 200, 200)  # FCN-32s, 16s, 8s
-    deconv_steps: tuple[int, int] = (300, 150)  # object crops, proposal crops
+    deconv_steps: tuple[int, int] = (450, 225)  # object crops, proposal crops
     top_k: int = 20
     grid_images: int = 6
     width: float | None = None
@@ -186,7 +186,7 @@ def _figures(out: Path, evaluated: dict, s: DemoSettings) -> None:
 
     grid = evaluated["grid"]
     columns = {"truth": grid["truth"], **{name_of(k): grid[k] for k in SHOWN}}
-    save_figure(comparison_grid(grid["image"], columns, evaluated["class_names"], cell_size=1.8),
+    save_figure(comparison_grid(grid["image"], columns, evaluated["class_names"], evaluated["palette"], cell_size=1.8),
                 out / "predictions.png")
     _curves(out, s)
 

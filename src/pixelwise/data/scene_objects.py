@@ -55,6 +55,13 @@ THIN_PX = 1.2
 """Half-width of thin parts in pixels (at least; they grow to 4 % of the radius on large objects)."""
 
 
+def scene_palette(num_classes: int) -> np.ndarray:
+    """Return the ``(num_classes, 3)`` uint8 class colours of the ``scenes`` world for figures and
+    masks: black background, then each class in its own hue (a red disc is drawn red)."""
+    colours = [np.zeros(3, np.float32)] + [hsv_colour(look.hue, 0.75, 0.85) for look in SCENE_LOOKS[: num_classes - 1]]
+    return np.rint(np.stack(colours)).astype(np.uint8)
+
+
 def _segment(u: np.ndarray, v: np.ndarray, p: tuple[float, float], q: tuple[float, float], half: float) -> np.ndarray:
     """Return the bool map of points within ``half`` of the segment ``p``-``q`` (shape coordinates)."""
     du, dv = q[0] - p[0], q[1] - p[1]
@@ -141,5 +148,5 @@ def _pattern(rng: np.random.Generator, kind: str, x: np.ndarray, y: np.ndarray, 
     raise ValueError(f"unknown texture {kind!r}")  # pragma: no cover - kinds come from SCENE_LOOKS
 
 
-__all__ = ["EXTENT", "SCENE_LOOKS", "SHAPES", "SceneLook", "draw_tilt", "scene_shape_inside", "scene_texture",
-           "thin_half_width"]
+__all__ = ["EXTENT", "SCENE_LOOKS", "SHAPES", "SceneLook", "draw_tilt", "scene_palette", "scene_shape_inside",
+           "scene_texture", "thin_half_width"]

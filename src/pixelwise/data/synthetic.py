@@ -60,7 +60,14 @@ from pixelwise.data.instances import (
     size_map_from_instances,
 )
 from pixelwise.data.palette import IGNORE_INDEX
-from pixelwise.data.scene_objects import EXTENT, draw_tilt, scene_shape_inside, scene_texture, thin_half_width
+from pixelwise.data.scene_objects import (
+    EXTENT,
+    draw_tilt,
+    scene_palette,
+    scene_shape_inside,
+    scene_texture,
+    thin_half_width,
+)
 from pixelwise.data.scenery import draw_scenery
 from pixelwise.data.shapes import SHAPES, shape_inside
 from pixelwise.errors import DataError
@@ -215,6 +222,8 @@ class SyntheticShapes:
         self.size = hw
         self.num_classes = int(num_classes)
         self.class_names: list[str] = ["background"] + list(SHAPES[: num_classes - 1])
+        self.palette: np.ndarray | None = scene_palette(self.num_classes) if world == "scenes" else None
+        """``(num_classes, 3)`` uint8 class colours (``scenes``: each class in its hue); None: VOC's."""
         self.length = int(length)
         self.seed = int(seed)
         self.ignore_border = int(ignore_border)
