@@ -103,3 +103,22 @@ def test_weights_list_download_and_predict(server, monkeypatch, tmp_path, capsys
     assert main(["weights", "download", "voc-fcn16s", "--url", server.url("gone.caffemodel")]) == 2
     err = _error_line(capsys, "weights")
     assert "HTTP 404" in err and "fcn16s-heavy-pascal.caffemodel" in err and "--from FILE" in err
+
+
+def test_reproduce_download_voc(server, monkeypatch, tmp_path, capsys):
+    import pixelwise.reproduce.run as reproduce_run
+
+    serve(server, monkeypatch, "voc2012", voc_tar(tmp_path / "src"))
+    seen = {}
+
+    def fake_reproduce(cfg, log):  # the training itself is tests/reproduce's
+        seen["cfg"] = cfg
+        (Path(cfg.out) / "report.md").write_text("report\n")
+
+    monkeypatch.setattr(reproduce_run, "reproduce", fake_reproduce)
+    out = tmp_path / "run"
+    assert main(["reproduce", "--dataset", "voc", "--data-root", str(tmp_path / "data"), "--download", "--quick",
+                 "--out", str(out)]) == 0
+    assert "voc2012: downloaded" in capsys.readouterr().err
+    assert seen["cfg"].data_options == {}  # not the built-in world's size/classes/length
+    assert (tmp_path / "data" / "VOCdevkit" / "VOC2012" / "ImageSets").is_dir()

@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = base_config(args)
     cfg.dataset, cfg.data_root = args.dataset, args.data_root
-    cfg.data_options = {**cfg.data_options, **dataset_options(args)}
+    world = cfg.data_options if args.dataset == "synthetic" else {}  # the built-in world's size, classes, length
+    cfg.data_options = {**world, **dataset_options(args)}
     given = {"train_split": args.train_split, "val_split": args.val_split, "eval_split": args.eval_split,
              "proposals": args.proposals}
     if not args.quick:
