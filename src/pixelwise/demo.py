@@ -59,9 +59,9 @@ class DemoSettings:
     num_classes: int = 4
     train_images: int = 2000  # generated once and kept in memory
     val_images: int = 100
-    pretrain_steps: int = 384
+    pretrain_steps: int = 512
     pretrain_scenes: int = 2000
-    fcn_steps: tuple[int, int, int] = (300, 200, 200)  # FCN-32s, 16s, 8s
+    fcn_steps: tuple[int, int, int] = (400, 300, 300)  # FCN-32s, 16s, 8s
     deconv_steps: tuple[int, int] = (450, 225)  # object crops, proposal crops
     top_k: int = 20
     grid_images: int = 6
