@@ -12,6 +12,11 @@ on the input's device. Engines (each applies the exact rewrites of :mod:`pixelwi
 ``onnxruntime``     batch norm folded, exported (pixelwise.weights.onnx_export; the graph kept
                     in the engine cache, pixelwise.fast.engine_cache), run by ONNX Runtime
                     (fp32, CPU)
+``int8``            batch norm folded, DeconvNet's stride-1 transposed convs as convs, exported
+                    and statically quantized by ONNX Runtime (int8 per-channel weights, uint8
+                    activations calibrated on the model's training images; pixelwise.fast.int8),
+                    kept in the engine cache; built by ``pixelwise export --int8``, which also
+                    checks it against fp32 (pixelwise.inference.int8)
 ``cuda``            ``channels_last`` on CUDA under bf16 autocast (AMP)
 ``auto``            the fastest fp32 engine measured for the model's family and workload
                     (:data:`AUTO_ENGINES`, benchmarks/README.md), or ``bf16``/``cuda``
@@ -20,7 +25,7 @@ on the input's device. Engines (each applies the exact rewrites of :mod:`pixelwi
 
 Tolerances (tested in tests/test_optimize.py, relative to the largest |logit|): ``eager``,
 ``channels_last`` 1e-5; ``onnxruntime`` 1e-4; ``bf16`` a few 1e-2 with argmax agreement measured
-(benchmarks/README.md).
+(benchmarks/README.md); ``int8``: label agreement, checked per model by its guard.
 
 An exported ``.onnx`` file (``pixelwise export``, or an engine-cache entry) becomes the same kind of
 engine through :func:`load_onnx_model`.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import copy as _copy
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +45,11 @@ from torch import nn
 from pixelwise.errors import PixelwiseError
 from pixelwise.fast.fc import use_fc_matmul
 from pixelwise.fast.fold import fold_batchnorm
+from pixelwise.fast.int8 import Calibration, QuantSettings
 from pixelwise.models.base import Family, ModelInterface, SizeRule, as_model
 from pixelwise.runtime import cpu_supports_bf16, resolve_device
 
-ENGINES = ("auto", "plain", "eager", "channels_last", "bf16", "onnxruntime", "cuda")
+ENGINES = ("auto", "plain", "eager", "channels_last", "bf16", "onnxruntime", "int8", "cuda")
 """Engine names accepted by :func:`prepare_for_inference`."""
 
 # The default fp32 CPU engine per model family, chosen from `pixelwise bench` measurements on the
@@ -177,6 +184,8 @@ def _check_engine(engine: str, precision: str, device: torch.device) -> None:
         )
     if precision == "bf16" and engine in ("plain", "eager", "channels_last", "onnxruntime"):
         raise PixelwiseError(f"engine {engine} is fp32 only; use --engine bf16 (or auto) for --precision bf16")
+    if precision == "bf16" and engine == "int8":
+        raise PixelwiseError("engine int8 computes in int8, not bf16: drop --precision bf16")
 
 
 def resolve_engine(
@@ -241,6 +250,9 @@ def prepare_for_inference(
     images: int | None = None,
     copy: bool = True,
     threads: int | None = None,
+    calibration: Calibration | None = None,
+    quant: QuantSettings | None = None,
+    keep: Path | None = None,
 ) -> PreparedModel:
     """Return a :class:`PreparedModel`: ``(N, 3, H, W)`` images -> ``(N, C, H, W)`` fp32 logits.
 
@@ -258,10 +270,24 @@ def prepare_for_inference(
             ``model`` in place (saves one model's memory; the model is then inference-only: its
             batch norms are folded away).
         threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
+        calibration: for ``int8``, the network inputs to calibrate on: the graph is quantized
+            (or taken from the engine cache). Without it ``int8`` runs the engine
+            ``pixelwise export --int8`` built and checked for this model, falls back to ``auto``
+            with one line when its guard refused it, and fails when there is none.
+        quant: for ``int8`` with ``calibration``, what is quantized (default :class:`QuantSettings`).
+        keep: for ``int8`` with ``calibration``, also write the portable int8 graph (not optimised
+            for this CPU) to this path.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model = as_model(model)  # a foreign module answers the model interface from here on
     ensemble = model.family == Family.ENSEMBLE
+    if engine == "int8":
+        _check_engine(engine, precision, dev)
+        if not ensemble:
+            return _prepare_int8(model, copy=copy, threads=threads, calibration=calibration, quant=quant, keep=keep)
+        if calibration is not None:
+            raise PixelwiseError("an EDeconvNet's int8 engine is its members': calibrate the FCN-8s and the "
+                                 "DeconvNet one by one")
     key = None if ensemble else onnx_cache_key(model, engine, precision, dev)
     cached = key is not None and _has_cache_entry(key)
     name = resolve_engine(model, engine, precision=precision, device=dev, images=images, cached=cached)
@@ -272,16 +298,45 @@ def prepare_for_inference(
     return prepared
 
 
-def load_onnx_model(path: str | Path, *, optimized: bool = False) -> PreparedModel:
+def load_onnx_model(path: str | Path, *, optimized: bool = False, threads: int | None = None) -> PreparedModel:
     """Return an exported ``.onnx`` model (``pixelwise export``) as a :class:`PreparedModel` run by
     ONNX Runtime on the CPU, dispatched as the FCN or DeconvNet it was exported from (an exported
-    EDeconvNet is one whole-image graph, family ``generic``). ``optimized``: the file is an
-    engine-cache entry, already optimised by ONNX Runtime."""
+    EDeconvNet is one whole-image graph, family ``generic``); its engine is ``int8`` for a
+    quantized graph (``pixelwise export --int8``), else ``onnxruntime``. ``optimized``: the file is
+    an engine-cache entry, already optimised by ONNX Runtime."""
+    from pixelwise.fast.int8 import INT8_META
     from pixelwise.weights.onnx_engine import OnnxModel
 
-    onnx = OnnxModel(path, optimized=optimized)
-    return PreparedModel(onnx, engine="onnxruntime", source=onnx, family=_exported_family(onnx),
-                         device=torch.device("cpu"))
+    onnx = OnnxModel(path, optimized=optimized, threads=threads)
+    engine = "int8" if INT8_META in onnx.metadata else "onnxruntime"
+    return PreparedModel(onnx, engine=engine, source=onnx, family=_exported_family(onnx), device=torch.device("cpu"))
+
+
+def _prepare_int8(model: ModelInterface, *, copy: bool, threads: int | None, calibration: Calibration | None,
+                  quant: QuantSettings | None, keep: Path | None) -> PreparedModel:
+    """The ``int8`` engine of ``model``: quantized on ``calibration`` (or taken from the cache), or,
+    without it, the one ``pixelwise export --int8`` chose; ``auto`` (fp32) where its guard refused it."""
+    from pixelwise.fast import int8
+
+    if not model.dynamic_trace:
+        raise PixelwiseError("engine int8 needs a model whose one graph serves every input size (this one is "
+                             "fixed to its padding size); use --engine auto")
+    base = int8.base_key(model)
+    if calibration is None:
+        session, record = int8.chosen_engine(base, threads=threads)
+        if session is None:
+            print(f"pixelwise: {int8.refusal_line(record)}; running fp32", file=sys.stderr)
+            return prepare_for_inference(model, engine="auto", copy=copy, threads=threads)
+        key = record["key"]
+    else:
+        settings = quant or QuantSettings()
+        key = int8.int8_key(base, calibration, settings)
+        work = _copy.deepcopy(model) if copy else model
+        work.eval()
+        session = int8.int8_engine(work, calibration, settings=settings, threads=threads, key=key, keep=keep)
+    prepared = PreparedModel(session, engine="int8", source=model, device=torch.device("cpu"))
+    prepared.cache_key = key
+    return prepared
 
 
 def _exported_family(onnx: ModelInterface) -> Family:

@@ -59,14 +59,17 @@ def _versions() -> dict:
     return versions
 
 
-def engine_key(model: ModelInterface, *, engine: str, exporter: str, side: int) -> str:
-    """Return the cache key of ``model``'s graph for ``engine`` exported by ``exporter`` at ``side``."""
+def engine_key(model: ModelInterface, *, engine: str, exporter: str, side: int, extra: dict | None = None) -> str:
+    """Return the cache key of ``model``'s graph for ``engine`` exported by ``exporter`` at ``side``;
+    ``extra``: whatever else the graph depends on (an int8 graph: its calibration's digest and settings)."""
     settings = {"format": CACHE_FORMAT, "weights": weights_digest(model),
                 "spec": model.pixelwise_spec, "class": type(model).__name__,
                 # the graph's metadata holds these: a checkpoint that differs only in them gets its own entry
                 "names": model.class_names, "colors": model.class_colors,
                 "scale": float(model.input_scale),
                 "engine": engine, "exporter": exporter, "side": side, **_versions()}
+    if extra:
+        settings["extra"] = extra
     return settings_key(settings, length=24)
 
 
@@ -84,13 +87,14 @@ Loader = Callable[..., object]
 """``load(path, optimized=False, save_optimized=None)`` -> engine (see ``OnnxModel``)."""
 
 
-def load_or_build(key: str, export: Callable[[Path], None], load: Loader):
+def load_or_build(key: str, export: Callable[[Path], None], load: Loader, *, rebuild: bool = False):
     """Return ``(engine, built)``: the cached entry ``key`` loaded as it is (it holds ONNX
-    Runtime's optimised graph) when there is a usable one; else ``export(path)`` to a temporary
-    file, loaded with its optimised graph saved as the new entry (``built`` True). A cache folder
-    that cannot be written falls back to the temporary file, with one line saying so."""
+    Runtime's optimised graph) when there is a usable one (and not ``rebuild``); else
+    ``export(path)`` to a temporary file, loaded with its optimised graph saved as the new entry
+    (``built`` True). A cache folder that cannot be written falls back to the temporary file, with
+    one line saying so."""
     path = entry_path(key)
-    if path.is_file():
+    if path.is_file() and not rebuild:
         try:
             return load(path, optimized=True), False
         except CheckpointError as exc:
@@ -114,37 +118,66 @@ def load_or_build(key: str, export: Callable[[Path], None], load: Loader):
     return engine, True
 
 
-def _file_index(checkpoint: str | os.PathLike) -> Path:
+def _file_index(checkpoint: str | os.PathLike, engine: str = "onnxruntime") -> Path:
     """Where the engine key of checkpoint file ``checkpoint`` is remembered: named by its resolved
-    path, size and modification time, so a rewritten file misses."""
+    path, size and modification time (so a rewritten file misses) and, but for ``onnxruntime``, the
+    engine."""
     path = Path(checkpoint).resolve()
     stat = path.stat()
     identity = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    return cache_dir() / "engines" / f"file-{hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:24]}.json"
+    tag = "" if engine == "onnxruntime" else f"{engine}-"
+    digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:24]
+    return cache_dir() / "engines" / f"file-{tag}{digest}.json"
 
 
-def remember_checkpoint(checkpoint: str | os.PathLike, key: str) -> None:
-    """Remember that checkpoint file ``checkpoint`` has the engine entry ``key`` (atomically; a
-    cache that cannot be written is skipped silently: this only saves time)."""
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` as JSON, atomically (a temporary file in the same folder, renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".json", dir=path.parent)
     try:
-        index = _file_index(checkpoint)
-        index.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".file-", suffix=".json", dir=index.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"key": key, "checkpoint": str(Path(checkpoint).resolve())}, f)
-        os.replace(tmp, index)
+            json.dump(data, f)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> dict | None:
+    """Return the JSON object at ``path``, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remember_checkpoint(checkpoint: str | os.PathLike, key: str | None, *, engine: str = "onnxruntime",
+                        **info) -> None:
+    """Remember that checkpoint file ``checkpoint`` has the ``engine`` entry ``key`` (None: none,
+    ``info`` says why), with ``info`` (JSON values) beside it; atomically. A cache that cannot be
+    written is skipped silently: this only saves time."""
+    try:
+        write_json(_file_index(checkpoint, engine), {"key": key, "checkpoint": str(Path(checkpoint).resolve()), **info})
     except OSError:
         pass
 
 
-def entry_for_checkpoint(checkpoint: str | os.PathLike) -> Path | None:
-    """Return the engine entry remembered for checkpoint file ``checkpoint`` (unchanged since), or
-    None: lets a caller run the cached engine without loading the checkpoint at all."""
+def checkpoint_record(checkpoint: str | os.PathLike, engine: str = "onnxruntime") -> dict | None:
+    """Return what :func:`remember_checkpoint` stored for checkpoint file ``checkpoint`` (unchanged
+    since) and ``engine``, or None (nothing, or the cache is off)."""
     if not cache_enabled():
         return None
     try:
-        key = json.loads(_file_index(checkpoint).read_text(encoding="utf-8"))["key"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_json(_file_index(checkpoint, engine))
+    except OSError:
         return None
-    path = entry_path(str(key))
+
+
+def entry_for_checkpoint(checkpoint: str | os.PathLike, engine: str = "onnxruntime") -> Path | None:
+    """Return the ``engine`` entry remembered for checkpoint file ``checkpoint`` (unchanged since),
+    or None: lets a caller run the cached engine without loading the checkpoint at all."""
+    record = checkpoint_record(checkpoint, engine)
+    if not record or not isinstance(record.get("key"), str):
+        return None
+    path = entry_path(record["key"])
     return path if path.is_file() else None

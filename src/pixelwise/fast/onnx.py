@@ -41,7 +41,9 @@ def export_side(model: ModelInterface) -> int:
     return model.valid_size(EXPORT_SIDE, EXPORT_SIDE)[0]
 
 
-def _export(model: ModelInterface, path: Path) -> None:
+def export_graph(model: ModelInterface, path: Path) -> None:
+    """Export ``model``'s fp32 graph to ``path`` as the engines run it: traced at :func:`export_side`
+    with dynamic batch and sizes, by :data:`ENGINE_EXPORTER` (``auto`` if that one fails)."""
     from pixelwise.weights.onnx_export import export_onnx
 
     side = export_side(model)
@@ -69,12 +71,12 @@ def onnx_engine(model: ModelInterface, *, threads: int | None = None, key: str |
         return OnnxModel(path, threads=threads, **kwargs)
 
     if key is not None and cache_enabled():
-        session, built = load_or_build(key, lambda path: _export(model, path), load)
+        session, built = load_or_build(key, lambda path: export_graph(model, path), load)
         session.cache_status = "built" if built else "hit"
         return session
     with tempfile.TemporaryDirectory(prefix="pixelwise-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
-        _export(model, path)
+        export_graph(model, path)
         session = load(path)
     session.cache_status = "off"
     return session

@@ -80,14 +80,15 @@ def _build_model(request: ModelRequest) -> nn.Module:
 
 def _cached_engine(request: ModelRequest) -> PreparedModel | None:
     """Return the engine cache's ONNX Runtime engine of the checkpoint when ``auto`` would run it
-    (fp32 on the CPU) and the file is unchanged since it was stored: the checkpoint is then not
-    loaded at all. None otherwise (the usual path decides)."""
-    if (request.checkpoint is None or request.engine != "auto" or request.precision != "fp32"
+    (fp32 on the CPU), or its accepted int8 engine for ``int8``, and the file is unchanged since it
+    was stored: the checkpoint is then not loaded at all. None otherwise (the usual path decides;
+    for a refused int8 engine, it says so and runs fp32)."""
+    if (request.checkpoint is None or request.engine not in ("auto", "int8") or request.precision != "fp32"
             or request.device.type != "cpu"):
         return None
     from pixelwise.fast.engine_cache import entry_for_checkpoint
 
-    entry = entry_for_checkpoint(request.checkpoint)
+    entry = entry_for_checkpoint(request.checkpoint, "onnxruntime" if request.engine == "auto" else "int8")
     if entry is None:
         return None
     try:

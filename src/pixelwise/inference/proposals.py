@@ -53,6 +53,15 @@ def _cv2_ximgproc():
     return cv2
 
 
+def selective_search_available() -> bool:
+    """Return True when OpenCV's contrib modules (selective search, EdgeBoxes) can be used."""
+    try:
+        _cv2_ximgproc()
+    except PixelwiseError:
+        return False
+    return True
+
+
 def _seed_c_rand(seed: int) -> None:
     """Seed C's ``rand()``, which OpenCV's selective search uses to rank regions (best effort)."""
     try:

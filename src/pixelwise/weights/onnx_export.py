@@ -159,7 +159,8 @@ def _metadata(model: ModelInterface, convention: InputConvention, class_names, i
     }
 
 
-def _append_metadata(path: Path, metadata: dict[str, str]) -> None:
+def append_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Add ``metadata`` (keys with their prefix) to the ``metadata_props`` of the ONNX file ``path``."""
     # Serialized protobuf messages merge when concatenated (repeated fields append), so adding a
     # ModelProto that holds only metadata_props avoids re-reading a model of up to ~1.5 GB.
     import onnx
@@ -375,7 +376,7 @@ def export_onnx(
                 except Exception as exc2:
                     raise PixelwiseError(f"{path}: both exporters failed; torchscript: {_first_line(exc2)}") from exc2
             seconds = time.perf_counter() - start
-            _append_metadata(tmp, _metadata(view, convention, class_names, input_sizes))
+            append_metadata(tmp, _metadata(view, convention, class_names, input_sizes))
         report = ExportReport(
             str(path), opset or _default_opset(kind), input_sizes, fixed_size_from_text(input_sizes) is None,
             path.stat().st_size, exporter=kind, seconds=seconds, notes=notes,
