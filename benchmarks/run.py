@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from pixelwise.bench import describe, full_plan, quick_plan, run_benchmark
+from pixelwise.bench.report import peaks_text
 from pixelwise.bench.report import markdown_table, peer_lines
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     peaks = header["peaks"]
     md = (
         f"Machine: {describe(header['machine'])}. 3x3 conv peak measured in the same run: "
-        f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16'] or 0:.0f} GFLOP/s. "
+        f"{peaks_text(peaks)}. "
         f"Command: `{header['command'].strip()}` ({header['seconds'] / 60:.1f} min).\n\n" + markdown_table(results) + "\n"
     )
     peer = peer_lines(results)

@@ -9,7 +9,7 @@ import json
 import sys
 
 from pixelwise.bench import annotate, describe
-from pixelwise.bench.report import markdown_table
+from pixelwise.bench.report import markdown_table, peaks_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [annotate(r) for r in rows if "header" not in r]
         if header:
             peaks = header["peaks"]
-            print(f"{describe(header['machine'])}; conv peak fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16'] or 0:.0f} GFLOP/s\n")
+            print(f"{describe(header['machine'])}; conv peak {peaks_text(peaks)}\n")
         print(markdown_table(results) + "\n")
     return 0
 

@@ -153,18 +153,35 @@ def train_flop(meta_model: nn.Module, case: Case) -> int:
 # ----------------------------------------------------------------------------- workloads
 PREPARED_ENGINES = tuple(e for e in OPTIMIZE_ENGINES if e != "auto")
 """The engines of :func:`pixelwise.optimize.prepare_for_inference` a benchmark names one by one."""
-TRAIN_ENGINES = ("reference", *(e for e in PREPARED_ENGINES if e != "onnxruntime"))
+TRAIN_ENGINES = ("reference", *(e for e in PREPARED_ENGINES if e not in ("onnxruntime", "int8")))
+CALIBRATION_INPUTS = 2
+"""Random inputs an ``int8`` row is calibrated on (drawn like the case's input, other seeds)."""
 
 
 def engine_precision(engine: str) -> str:
     """Return the arithmetic precision an engine computes in (its peak is measured in it)."""
-    return {"bf16": "bf16", "cuda": "cuda_bf16"}.get(engine, "fp32")
+    return {"bf16": "bf16", "int8": "int8", "cuda": "cuda_bf16"}.get(engine, "fp32")
 
 
-def inference_callable(model: nn.Module, engine: str, *, threads: int | None = None) -> Callable:
+def int8_calibration(case: Case):
+    """Return the calibration of a case's ``int8`` row: :data:`CALIBRATION_INPUTS` random inputs
+    of the network's input size (the crop side for proposals, the tile for tiled cases), drawn as
+    :func:`make_input` draws the case's input (the benchmark's models are random: so are its
+    images)."""
+    from pixelwise.bench.pipeline import PROPOSAL_SIZE
+    from pixelwise.fast.int8 import Calibration
+
+    side = {"proposals": (PROPOSAL_SIZE, PROPOSAL_SIZE), "tiled": (case.tile, case.tile)}
+    height, width = side.get(case.kind, (case.height, case.width))
+    gen = torch.Generator().manual_seed(case.seed + 100)
+    inputs = [torch.randn(1, 3, height, width, generator=gen) * INPUT_SCALE for _ in range(CALIBRATION_INPUTS)]
+    return Calibration.from_batches(inputs, source=f"{CALIBRATION_INPUTS} random {height}x{width} inputs")
+
+
+def inference_callable(model: nn.Module, engine: str, *, threads: int | None = None, calibration=None) -> Callable:
     """Return ``(N,3,H,W) -> (N,C,H,W)`` for ``engine`` (``reference``: the plain reference model
-    carrying ``model``'s weights; ``torchfcn``: pytorch-fcn's FCN8s carrying them). ``model`` may be
-    rewritten in place (it is not reused)."""
+    carrying ``model``'s weights; ``torchfcn``: pytorch-fcn's FCN8s carrying them; ``int8``:
+    quantized on ``calibration``). ``model`` may be rewritten in place (it is not reused)."""
     from pixelwise.bench.reference import build_reference
     from pixelwise.optimize import prepare_for_inference
 
@@ -175,7 +192,8 @@ def inference_callable(model: nn.Module, engine: str, *, threads: int | None = N
 
         return ReferenceRunner(torchfcn_fcn8s(model), model.num_classes)
     device = "cuda" if engine == "cuda" else "cpu"
-    return prepare_for_inference(model, engine=engine, device=device, copy=False, threads=threads)
+    return prepare_for_inference(model, engine=engine, device=device, copy=False, threads=threads,
+                                 calibration=calibration)
 
 
 class ReferenceRunner:

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def peaks_text(peaks: dict) -> str:
+    """The peaks measured in a run, one phrase: ``fp32 314 GFLOP/s, bf16 n/a, int8 1520 GFLOP/s``
+    (int8: 2 x int8 multiply-adds per second; CUDA only when measured)."""
+    parts = [f"{name} {peaks[key]:.0f} GFLOP/s" if peaks.get(key) else f"{name} n/a"
+             for key, name in (("fp32", "fp32"), ("bf16", "bf16"), ("int8", "int8"))]
+    if peaks.get("cuda_bf16"):
+        parts.append(f"CUDA bf16 {peaks['cuda_bf16']:.0f} GFLOP/s")
+    return ", ".join(parts)
+
+
 def _fmt(v, spec: str, none: str = "-") -> str:
     return none if v is None else format(v, spec)
 

@@ -20,6 +20,7 @@ from pixelwise.bench.cases import (
     engine_precision,
     inference_callable,
     inference_step,
+    int8_calibration,
     train_step,
 )
 from pixelwise.bench.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
@@ -73,7 +74,7 @@ def skip_reason(case: Case, engine: str) -> str | None:
         return "CPU has no native bf16 (AVX512-BF16/AMX)"
     if case.kind == "train" and engine not in TRAIN_ENGINES:
         return f"{engine} is an inference engine"
-    if engine == "onnxruntime":
+    if engine in ("onnxruntime", "int8"):
         from pixelwise.fast.onnx import onnxruntime_available
 
         if not onnxruntime_available():
@@ -124,7 +125,8 @@ def _build_step(case: Case, engine: str, threads: int | None, timing: dict | Non
     if case.kind == "train":
         step = train_step(case, model, engine)
     else:
-        step = inference_step(case, inference_callable(model, engine, threads=threads), engine)
+        calibration = int8_calibration(case) if engine == "int8" else None
+        step = inference_step(case, inference_callable(model, engine, threads=threads, calibration=calibration), engine)
     if timing is not None:  # engine set-up cost (folding, layout, ONNX export + session), no model build
         timing["prepare_s"] = time.perf_counter() - t0
     return step

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pixelwise.bench.cases import IMAGE_SIZE, Case
 from pixelwise.bench.runner import DEFAULT_ENGINES, with_peer
 
-ALL_INFER = list(DEFAULT_ENGINES)  # reference, eager, channels_last, bf16, onnxruntime, cuda
+ALL_INFER = list(DEFAULT_ENGINES)  # reference, eager, channels_last, bf16, onnxruntime, int8, cuda
 TRAIN = ["reference", "eager", "channels_last", "bf16", "cuda"]
 QUICK_WIDTH = 0.0625
 
@@ -25,8 +25,8 @@ def full_plan() -> list[tuple[Case, list[str]]]:
     plan = [
         (fcn8s, with_peer(fcn8s, ALL_INFER)),  # + pytorch-fcn
         (Case("proposals", "deconvnet", h, w, batch=1, repeats=5), ALL_INFER),
-        (Case("proposals", "deconvnet", h, w, batch=8, repeats=2), ["reference", "channels_last", "bf16", "onnxruntime", "cuda"]),
-        (Case("proposals", "deconvnet", h, w, batch=50, repeats=0), ["channels_last", "bf16", "cuda"]),
+        (Case("proposals", "deconvnet", h, w, batch=8, repeats=2), ["reference", "channels_last", "bf16", "onnxruntime", "int8", "cuda"]),
+        (Case("proposals", "deconvnet", h, w, batch=50, repeats=0), ["channels_last", "bf16", "int8", "cuda"]),
         (Case("train", "fcn8s", 320, 320, repeats=2), TRAIN),
         (Case("tiled", "fcn8s", 2048, 2048, tile=768, repeats=0), ["channels_last"]),
     ]

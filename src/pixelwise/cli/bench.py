@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=float, default=None, help="width multiplier (default 1.0 = paper-exact; 0.0625 with --quick)")
     p.add_argument("--num-classes", type=int, default=21)
     p.add_argument("--engines", default=None, help="comma-separated engines (default: reference,eager,channels_last,bf16,"
-                   "onnxruntime,cuda, + torchfcn, the pytorch-fcn peer, for FCN-8s at width 1.0)")
+                   "onnxruntime,int8,cuda, + torchfcn, the pytorch-fcn peer, for FCN-8s at width 1.0)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per engine (default 3; 2 with --quick; 0 = single shot)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1; peak RSS is read over these)")
     p.add_argument("--train", action="store_true", help="also time a training step (--train-size, default 320 FCN / 224 DeconvNet)")
@@ -138,7 +138,8 @@ def build_plan(args: argparse.Namespace) -> list:
             raise PixelwiseError("--train: train the ensemble's members (fcn8s, deconvnet) separately")
         default = (64, 64) if args.quick else (320, 320) if family == "fcn" else (224, 224)
         th, tw = _side(args.train_size, default, "--train-size")
-        plan.append((Case("train", args.model, th, tw, batch=args.batch, **common), [e for e in engines if e != "onnxruntime"]))
+        plan.append((Case("train", args.model, th, tw, batch=args.batch, **common),
+                     [e for e in engines if e not in ("onnxruntime", "int8")]))
     if args.tiled:
         if family != "fcn":
             raise PixelwiseError("--tiled is for the FCN models (DeconvNet runs on proposals)")
@@ -151,7 +152,7 @@ def build_plan(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; print a table (or JSON lines); return 0."""
     from pixelwise.bench import describe, run_benchmark
-    from pixelwise.bench.report import console_table, peer_lines
+    from pixelwise.bench.report import console_table, peaks_text, peer_lines
 
     if args.threads is not None and args.threads < 1:
         raise PixelwiseError(f"--threads must be >= 1, got {args.threads}")
@@ -188,9 +189,7 @@ def run(args: argparse.Namespace) -> int:
     peaks = header["peaks"]
     summary = (
         f"machine: {describe(header['machine'])}\n"
-        f"3x3 conv peak (same run): fp32 {peaks['fp32']:.0f} GFLOP/s"
-        + (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks.get("bf16") else ", bf16 n/a")
-        + (f", CUDA bf16 {peaks['cuda_bf16']:.0f} GFLOP/s" if peaks.get("cuda_bf16") else "")
+        f"3x3 conv peak (same run): {peaks_text(peaks)}"
     )
     if args.json:
         if speedups:
