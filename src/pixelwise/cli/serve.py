@@ -45,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the network]")
     g.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port [default {DEFAULT_PORT}]")
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
+    g.add_argument("--engine", default="auto", metavar="NAME",
+                   help="inference engine of every model [default auto]; int8 runs the engines `pixelwise export "
+                        "--int8` built (fp32 where their accuracy check refused them)")
+    g.add_argument("--concurrency", type=int, default=1, metavar="N",
+                   help="segment requests run at once [default 1: each uses every core]; the others queue")
+    g.add_argument("--queue", type=int, default=16, metavar="N",
+                   help="requests that may wait [default 16]; more are refused with one line (the queue is full)")
     g = p.add_argument_group("page")
     g.add_argument("--examples", type=int, default=4, metavar="N",
                    help="built-in synthetic scenes offered as examples [default 4; 0: none]")
@@ -68,6 +75,8 @@ def _check(args: argparse.Namespace) -> None:
         raise PixelwiseError("--examples must be >= 0 and --example-size >= 32")
     if args.max_megapixels <= 0 or args.max_mb <= 0:
         raise PixelwiseError("--max-megapixels and --max-mb must be positive")
+    if args.concurrency < 1 or args.queue < 1:
+        raise PixelwiseError("--concurrency and --queue must be >= 1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
     from pixelwise.serve.models import load_served_models
 
     models = load_served_models(args.checkpoint, list(zip(args.fcn, args.deconvnet)), args.demo_dir,
-                                device=args.device, mode=args.mode)
+                                device=args.device, mode=args.mode, engine=args.engine)
     with tempfile.TemporaryDirectory(prefix="pixelwise-serve-") as tmp:
         work = Path(tmp)
         examples = write_examples(work / "examples", count=args.examples, size=args.example_size)
         app = build_app(models, workdir=work / "masks", examples=examples, max_megapixels=args.max_megapixels,
-                        max_megabytes=args.max_mb)
+                        max_megabytes=args.max_mb, concurrency=args.concurrency, queue_size=args.queue)
         url = launch(app, host=args.host, port=args.port, allowed_paths=[work], max_megabytes=args.max_mb)
         for m in models:
             print(f"pixelwise serve: model {m.label}", file=sys.stderr)

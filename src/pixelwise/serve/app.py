@@ -34,6 +34,21 @@ TILE_CHOICES = ("off", "256", "512", "1024")
 READY = "Upload an image or click an example."
 """The status line of a page without an image."""
 
+CONCURRENCY = 1
+"""Segment requests run at once by default (each already uses every core); the others wait in the queue."""
+
+QUEUE_SIZE = 16
+"""Requests that may wait in the queue by default; one more is refused with gradio's "queue is full"."""
+
+LIGHT_CONCURRENCY = 4
+"""Cheap events (upload preview, redraw, model change) run this many at once, beside the segment requests."""
+
+STATE_SECONDS = 900
+"""A page's kept result (image, mask, boxes: for redraws) is dropped this long after its last use."""
+
+CACHE_CLEANUP = (600, 1800)
+"""gradio's temporary files: every 10 min, those older than 30 min are deleted (disk stays bounded)."""
+
 CSS = """
 .gradio-container {max-width: 1400px !important; margin: 0 auto !important;}
 #pw-header h1 {margin: 0 0 0.15em 0; font-size: 1.7em;}
@@ -176,9 +191,10 @@ def _input_column(gr, page: _Page, by_label: dict[str, ServedModel], first: Serv
                   max_megapixels: float, max_megabytes: float) -> None:
     """The left column: upload, examples, model, the Segment button and the inference options."""
     from pixelwise.inference.crf import crf_available
+    from pixelwise.inference.proposals import selective_search_available
 
     proposal_choices = [c for c in inference.PROPOSAL_CHOICES
-                        if c != "selective-search" or _selective_search_available()]
+                        if c != "selective-search" or selective_search_available()]
     with gr.Column(scale=3, min_width=360):
         _upload_and_examples(gr, page, examples, max_megapixels, max_megabytes)
         page.model = gr.Dropdown(choices=list(by_label), value=first.label, label="Model", elem_id="pw-model")
@@ -290,10 +306,12 @@ class _Requests:
                 self.gr.update(interactive=on, value=entry.proposal_defaults.get("top_k") or 50))
 
 
-def _wire_events(gr, page: _Page, requests: _Requests, examples: list[str]) -> None:
+def _wire_events(gr, page: _Page, requests: _Requests, examples: list[str], concurrency: int) -> None:
     """Connect the components to the requests: Segment, upload and clear, model change, opacity and
-    boxes, and a click on an example (which segments it)."""
-    page.run.click(requests.segment_request, page.inputs, page.results)
+    boxes, and a click on an example (which segments it). Segment requests share one concurrency
+    limit (``concurrency`` at once; the others queue)."""
+    heavy = _kw(page.run.click, concurrency_limit=concurrency, concurrency_id="segment")
+    page.run.click(requests.segment_request, page.inputs, page.results, **heavy)
     page.upload.upload(requests.preview, [page.upload], [*page.results, page.upload])
     page.upload.clear(requests.preview, [page.upload], [*page.results, page.upload])
     page.model.change(requests.model_changed, [page.model], [page.proposals, page.top_k])
@@ -306,7 +324,8 @@ def _wire_events(gr, page: _Page, requests: _Requests, examples: list[str]) -> N
 
         pick.__annotations__ = {"evt": gr.SelectData}  # a real class: this module's annotations are strings
 
-        page.gallery.select(pick, None, [page.upload]).then(requests.segment_request, page.inputs, page.results)
+        page.gallery.select(pick, None, [page.upload]).then(requests.segment_request, page.inputs, page.results,
+                                                           **heavy)
 
 
 def build_app(
@@ -316,33 +335,37 @@ def build_app(
     examples: Sequence[str | Path] = (),
     max_megapixels: float = MAX_MEGAPIXELS,
     max_megabytes: float = MAX_MEGABYTES,
+    concurrency: int = CONCURRENCY,
+    queue_size: int = QUEUE_SIZE,
 ):
     """Return the gradio ``Blocks`` of the page for ``models`` (at least one). Masks to download
-    are written under ``workdir``; ``examples`` are image files offered as example scenes."""
+    are written under ``workdir``; ``examples`` are image files offered as example scenes.
+
+    Under load: at most ``concurrency`` segment requests run at once and at most ``queue_size``
+    wait (one more gets gradio's one-line "queue is full"); a page's kept result expires after
+    :data:`STATE_SECONDS`, gradio's temporary files after :data:`CACHE_CLEANUP`, and only the
+    newest masks to download are kept (:data:`pixelwise.serve.inference.KEPT_MASKS`): memory
+    and disk stay bounded however many requests come."""
     gr = _gradio()
     if not models:
         raise PixelwiseError("no models to serve")
+    if concurrency < 1 or queue_size < 1:
+        raise PixelwiseError(f"concurrency and queue size must be >= 1, got {concurrency} and {queue_size}")
     by_label = {m.label: m for m in models}
     examples = [str(p) for p in examples]
     requests = _Requests(gr, by_label, models[0], Path(workdir), max_megapixels, max_megabytes)
     page = _Page()
     style = {} if _style_goes_to_launch(gr) else {"css": CSS, "theme": _theme(gr)}
-    with gr.Blocks(**_kw(gr.Blocks.__init__, title=TITLE, analytics_enabled=False, **style)) as app:
+    blocks = _kw(gr.Blocks.__init__, title=TITLE, analytics_enabled=False, delete_cache=CACHE_CLEANUP, **style)
+    with gr.Blocks(**blocks) as app:
         gr.Markdown(_header(models), elem_id="pw-header")
-        page.state = gr.State(None)
+        page.state = gr.State(None, **_kw(gr.State.__init__, time_to_live=STATE_SECONDS))
         with gr.Row(equal_height=False):
             _input_column(gr, page, by_label, models[0], examples, max_megapixels, max_megabytes)
             _output_column(gr, page)
-        _wire_events(gr, page, requests, examples)
+        _wire_events(gr, page, requests, examples, concurrency)
+    app.queue(max_size=queue_size, **_kw(app.queue, default_concurrency_limit=LIGHT_CONCURRENCY))
     return app
-
-
-def _selective_search_available() -> bool:
-    try:
-        import cv2
-    except ImportError:
-        return False
-    return hasattr(cv2, "ximgproc")
 
 
 def launch(app, *, host: str = "127.0.0.1", port: int = 7860, allowed_paths: Sequence[str | Path] = (),

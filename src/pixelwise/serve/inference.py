@@ -44,6 +44,9 @@ PROPOSAL_CHOICES = ("selective-search", "sliding", "none")
 BOX_COLOUR = (255, 221, 0)
 """Colour of the proposal boxes drawn on the overlay."""
 
+KEPT_MASKS = 200
+"""Masks to download kept on disk (the newest); older ones are deleted as new ones are written."""
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -313,4 +316,23 @@ def save_mask_png(mask: np.ndarray, folder: str | Path, name: str = "image",
     target = Path(tempfile.mkdtemp(prefix="mask-", dir=folder)) / f"{safe_stem(name)}_mask.png"
     with atomic_file(target) as tmp:
         write_mask(tmp, mask, voc_palette(256) if palette is None else palette)  # always PNG, whatever the temporary name
+    prune_masks(folder, KEPT_MASKS)
     return target
+
+
+def prune_masks(folder: Path, keep: int) -> int:
+    """Delete all but the ``keep`` newest mask folders :func:`save_mask_png` made in ``folder``;
+    return how many were deleted (one being removed by another request at the same time is fine)."""
+    import shutil
+
+    def age(path: Path) -> int:
+        try:
+            return path.stat().st_mtime_ns
+        except OSError:  # removed meanwhile
+            return 0
+
+    made = sorted(folder.glob("mask-*"), key=age)
+    old = made[: max(0, len(made) - keep)]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(old)

@@ -91,11 +91,11 @@ def _run_file(folder: Path) -> Path | None:
     return next((folder / name for name in RUN_FILES if (folder / name).is_file()), None)
 
 
-def _prepare(model: nn.Module, device) -> PreparedModel:
+def _prepare(model: nn.Module, device, engine: str = "auto") -> PreparedModel:
     from pixelwise.optimize import prepare_for_inference
 
     model = model.to(device).eval()
-    return prepare_for_inference(model, engine="auto", precision="fp32", device=device, copy=False)
+    return prepare_for_inference(model, engine=engine, precision="fp32", device=device, copy=False)
 
 
 def _served(model: PreparedModel, label: str, source: str) -> ServedModel:
@@ -120,8 +120,9 @@ def _label(model: PreparedModel, source: str) -> str:
     return f"{DISPLAY_NAMES.get(name, name)} · {source}"
 
 
-def load_checkpoint_model(path: str | Path, device) -> ServedModel:
-    """Load one checkpoint (``.pt``, ``.onnx`` or a run folder) as a :class:`ServedModel`."""
+def load_checkpoint_model(path: str | Path, device, engine: str = "auto") -> ServedModel:
+    """Load one checkpoint (``.pt``, ``.onnx`` or a run folder) as a :class:`ServedModel` run by
+    ``engine`` (``int8``: the engine ``pixelwise export --int8`` made for it)."""
     from pixelwise.checkpoint import load_model
 
     file = run_checkpoint(path)
@@ -130,19 +131,20 @@ def load_checkpoint_model(path: str | Path, device) -> ServedModel:
 
         model = load_onnx_model(str(file))
     else:
-        model = _prepare(load_model(file), device)
+        model = _prepare(load_model(file), device, engine)
     return _served(model, _label(model, str(file)), str(file))
 
 
-def load_pair(fcn: str | Path, deconvnet: str | Path, device, *, mode: str = "mean") -> ServedModel:
-    """Load an FCN-8s and a DeconvNet checkpoint (files or run folders) as one EDeconvNet."""
+def load_pair(fcn: str | Path, deconvnet: str | Path, device, *, mode: str = "mean", engine: str = "auto") -> ServedModel:
+    """Load an FCN-8s and a DeconvNet checkpoint (files or run folders) as one EDeconvNet, each
+    member run by ``engine``."""
     from pixelwise.checkpoint import load_model
     from pixelwise.models.assemble import build_edeconvnet
 
     fcn_file, deconv_file = run_checkpoint(fcn), run_checkpoint(deconvnet)
     model = build_edeconvnet(load_model(fcn_file), load_model(deconv_file), mode=mode,
                              fcn_source=str(fcn_file), deconvnet_source=str(deconv_file))
-    model = _prepare(model, device)
+    model = _prepare(model, device, engine)
     source = f"{fcn_file} + {deconv_file}"
     return _served(model, f"EDeconvNet ({mode}) · {source}", source)
 
@@ -154,16 +156,18 @@ def load_served_models(
     *,
     device: str = "auto",
     mode: str = "mean",
+    engine: str = "auto",
 ) -> list[ServedModel]:
     """Load every model to serve (see the module docstring); ``demo_dir`` None means
     :data:`DEFAULT_DEMO_DIR`, looked in only when no checkpoint or pair is given. ``mode`` is the
-    EDeconvNet combination (``mean`` or ``product``). Raises a one-line :class:`PixelwiseError`
-    when nothing can be served."""
+    EDeconvNet combination (``mean`` or ``product``), ``engine`` the inference engine of every
+    model (:data:`pixelwise.optimize.ENGINES`). Raises a one-line :class:`PixelwiseError` when
+    nothing can be served."""
     from pixelwise.runtime import resolve_device
 
     dev = resolve_device(device)
-    served = [load_checkpoint_model(path, dev) for path in checkpoints]
-    served += [load_pair(fcn, deconv, dev, mode=mode) for fcn, deconv in pairs]
+    served = [load_checkpoint_model(path, dev, engine) for path in checkpoints]
+    served += [load_pair(fcn, deconv, dev, mode=mode, engine=engine) for fcn, deconv in pairs]
     if demo_dir is not None or not served:
         folder = Path(demo_dir if demo_dir is not None else DEFAULT_DEMO_DIR)
         found = find_demo_checkpoints(folder)
@@ -171,9 +175,9 @@ def load_served_models(
             hint = ("give --checkpoint CKPT [CKPT ...], or --fcn CKPT --deconvnet CKPT, or train the demo models "
                     f"first: pixelwise demo --out {folder}")
             raise PixelwiseError(f"no models to serve: {folder}/ holds no fcn8s/ or deconvnet/ checkpoint; {hint}")
-        served += [load_checkpoint_model(path, dev) for path in found.values()]
+        served += [load_checkpoint_model(path, dev, engine) for path in found.values()]
         if len(found) == 2:
-            served.append(load_pair(found["fcn8s"], found["deconvnet"], dev, mode=mode))
+            served.append(load_pair(found["fcn8s"], found["deconvnet"], dev, mode=mode, engine=engine))
     unique: dict[tuple[str, str], ServedModel] = {}
     for entry in served:  # the same model named twice (a pair that is also the demo's) is served once
         unique.setdefault((entry.label, entry.source), entry)
