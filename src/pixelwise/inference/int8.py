@@ -80,10 +80,13 @@ def data_samples(spec: str | None, config: dict, *, default_split: str, count: i
     from pixelwise.data import DATASETS, build_dataset
 
     name, _, split = (spec or "").partition("/")
-    if spec is not None and name not in DATASETS and not split:
-        name, split = "", name  # "val": a split of the training dataset ...
-        if Path(spec).exists() or any(c in spec for c in "*?["):  # ... unless it names files
+    if name not in DATASETS:  # image files, else a split of the training dataset ("val")
+        if spec and (Path(spec).exists() or any(c in spec for c in "*?[")):
             return _file_samples(spec, count)
+        if split:
+            raise PixelwiseError(f"{spec}: no such file or folder, and {name!r} is not a dataset "
+                                 f"({', '.join(DATASETS)})")
+        name, split = "", name
     dataset = name or config.get("dataset")
     if not dataset:
         raise PixelwiseError("the checkpoint does not say what it was trained on: give DATASET/SPLIT or image "
