@@ -26,7 +26,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(args: argparse.Namespace, port: int, log: Path) -> tuple[subprocess.Popen, list[str]]:
@@ -138,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, folder: Path) -> int:
     from pixelwise.runtime import cpu_model
-    from pixelwise.serve.load import Request, run_load
+    from pixelwise.serve.load import Request, free_port, run_load
 
     port = free_port()
     proc, labels = start_server(args, port, folder / "serve.log")

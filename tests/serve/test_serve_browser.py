@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,18 +31,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(serve_ckpts, tmp_path):
     """``pixelwise serve`` in a subprocess (FCN-8s first, then the EDeconvNet of the pair); yields
     ``(url, log path)``; stopped with Ctrl-C (SIGINT) at the end."""
     pytest.importorskip("gradio")
-    port = _free_port()
+    from pixelwise.serve.load import free_port
+
+    port = free_port()
     log = tmp_path / "serve.log"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "pixelwise", "serve", "--checkpoint", str(serve_ckpts["fcn8s"]),

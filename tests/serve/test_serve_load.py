@@ -2,7 +2,6 @@
 version of benchmarks/serve_load.py), a request over the limits, and the bounded mask folder."""
 
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -13,21 +12,16 @@ from pixelwise.serve.inference import prune_masks
 pytest.importorskip("gradio")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def page(serve_ckpts, tmp_path):
     """The page serving the tiny FCN-8s in this process (1 request at a time, queue of 4, 0.02 MP)."""
     from pixelwise.serve.app import build_app, launch
+    from pixelwise.serve.load import free_port
     from pixelwise.serve.models import load_served_models
 
     models = load_served_models([serve_ckpts["fcn8s"]], device="cpu")
     app = build_app(models, workdir=tmp_path / "masks", concurrency=1, queue_size=4, max_megapixels=0.02)
-    url = launch(app, port=_free_port(), max_megabytes=1)
+    url = launch(app, port=free_port(), max_megabytes=1)
     try:
         yield url, models[0].label
     finally:

@@ -13,6 +13,7 @@ it against the demo's models; a few-second version runs in the tests.
 from __future__ import annotations
 
 import itertools
+import socket
 import statistics
 import threading
 import time
@@ -45,6 +46,13 @@ class Request:
 
         return (handle_file(str(self.image)), self.model, "off", False, "none", self.proposals, self.top_k, False,
                 0.5, True)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface (for a page to serve on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float | None:
