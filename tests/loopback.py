@@ -5,14 +5,17 @@
 body, then close the connection; once), ``hang`` (accept and never answer), ``ignore_range``
 (answer a range request with the whole file), and any other name is a 404.
 
-Import the ``server`` fixture into a test module: ``from loopback import server  # noqa: F401``.
+Import the ``server`` fixture into a test module: ``from loopback import server  # noqa: F401``;
+``read_only`` is a folder no file can be written in (for the one-line write errors).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +97,19 @@ def server():
     """A running :class:`Loopback` server for one test."""
     with Loopback() as s:
         yield s
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder that refuses new files: a mode-555 folder, or for root (who writes anywhere else)
+    a path under /sys; the test is skipped where there is neither."""
+    if os.geteuid() != 0:
+        target = tmp_path / "read-only"
+        target.mkdir()
+        target.chmod(0o555)
+        yield target
+        target.chmod(0o755)
+    elif Path("/sys").is_dir():
+        yield Path("/sys/pixelwise-download-test")
+    else:
+        pytest.skip("no read-only folder available to this user")

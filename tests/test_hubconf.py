@@ -37,7 +37,8 @@ def test_hubconf_is_thin():
     assert not [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]  # no logic of its own
 
 
-def test_torch_hub_load_local(server, monkeypatch):
+def test_torch_hub_load_local(server, monkeypatch, tmp_path):
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))  # nothing converted by other tests
     model = torch.hub.load(str(REPO), "fcn8s", source="local", num_classes=3, width=1 / 32)
     assert model.num_classes == 3 and model.pixelwise_spec["name"] == "fcn8s"
 

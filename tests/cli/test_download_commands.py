@@ -3,15 +3,13 @@ against a loopback server: one line per failure, nothing downloaded twice."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from loopback import server  # noqa: F401  (the fixture)
+from loopback import read_only, server  # noqa: F401  (fixtures)
 from pixelwise.cli import main
 from pixelwise.data.io import write_image
 
@@ -55,23 +53,11 @@ def test_data_download_dead_links_are_one_line(server, monkeypatch, tmp_path, ca
     assert not dest.exists()  # nothing partial left behind
 
 
-def test_data_download_read_only_target_is_one_line(server, monkeypatch, tmp_path, capsys):
+def test_data_download_read_only_target_is_one_line(server, monkeypatch, tmp_path, capsys, read_only):
     data, digest = camvid_targz(tmp_path / "src")
     serve(server, monkeypatch, "camvid", data, tree_sha256=digest)
-    if os.geteuid() != 0:
-        target = tmp_path / "ro"
-        target.mkdir()
-        target.chmod(0o555)
-    elif Path("/sys").is_dir():
-        target = Path("/sys/pixelwise-download-test")  # root writes anywhere else; sysfs refuses it
-    else:
-        pytest.skip("no read-only folder available to this user")
-    try:
-        assert main(["data", "download", "camvid", "--to", str(target)]) == 2
-    finally:
-        if target.parent == tmp_path:
-            target.chmod(0o755)
-    assert f"cannot write {target}" in _error_line(capsys, "data") and server.requests == []
+    assert main(["data", "download", "camvid", "--to", str(read_only)]) == 2
+    assert f"cannot write {read_only}" in _error_line(capsys, "data") and server.requests == []
 
 
 def test_train_download_fetches_camvid_once(server, monkeypatch, tmp_path, capsys):
@@ -89,6 +75,7 @@ def test_train_download_fetches_camvid_once(server, monkeypatch, tmp_path, capsy
 
 
 def test_weights_list_download_and_predict(server, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))  # nothing converted by other tests
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     assert "voc-fcn8s" in out and "fcn8s-heavy-pascal.caffemodel" in out and "imagenet" in out

@@ -3,13 +3,12 @@ in their real layouts unpack to trees that `data check` passes and build_dataset
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from download_fixtures import TRAIN_NOVAL, camvid_targz, sbd_tgz, serve, voc_tar
-from loopback import server  # noqa: F401  (the fixture)
+from loopback import read_only, server  # noqa: F401  (fixtures)
 from pixelwise.data import build_dataset
 from pixelwise.data.check import check_dataset
 from pixelwise.data.downloads import (
@@ -114,22 +113,10 @@ def test_existing_copies_are_used_and_partial_ones_refused(server, monkeypatch, 
     assert server.requests == []
 
 
-def test_read_only_target_is_one_line(server, monkeypatch, tmp_path):
+def test_read_only_target_is_one_line(server, monkeypatch, tmp_path, read_only):
     serve(server, monkeypatch, "voc2012", voc_tar(tmp_path / "src"))
-    if os.geteuid() != 0:
-        target = tmp_path / "ro"
-        target.mkdir()
-        target.chmod(0o555)
-    elif Path("/sys").is_dir():
-        target = Path("/sys/pixelwise-download-test")  # root writes anywhere else; sysfs refuses it
-    else:
-        pytest.skip("no read-only folder available to this user")
-    try:
-        with pytest.raises(PixelwiseError, match=f"cannot write {target}") as err:
-            download_dataset("voc2012", target, progress=False)
-    finally:
-        if target.parent == tmp_path:
-            target.chmod(0o755)
+    with pytest.raises(PixelwiseError, match=f"cannot write {read_only}") as err:
+        download_dataset("voc2012", read_only, progress=False)
     assert "\n" not in str(err.value) and server.requests == []
 
 

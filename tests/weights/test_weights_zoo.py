@@ -25,6 +25,12 @@ from pixelwise.weights.zoo import checkpoint_path, pretrained_checkpoint, weight
 WIDTH = 1 / 32
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """A cache of this test's own: what another test downloaded or converted is not there."""
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+
+
 def caffemodel_bytes(arch: str = "fcn8s", seed: int = 0) -> bytes:
     """A width-1/32, 21-class FCN caffemodel in the release's layer layout."""
     return wf.release_caffemodel(arch, WIDTH, 21, seed)

@@ -40,7 +40,7 @@ from pixelwise.download import (
     unpack,
 )
 from pixelwise.errors import DataError, first_line
-from pixelwise.fileio import atomic_file, ensure_writable_dir
+from pixelwise.fileio import ensure_writable_dir
 
 MARKER = ".pixelwise-download.json"
 """The file a complete download carries in its top folder (written before the folder is renamed)."""
