@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--quick: 0]")
     p.add_argument("--device", default=d.device)
     p.add_argument("--backbone-weights", default=None,
-                   help="ImageNet VGG16 weights (torchvision .pth or Caffe) every model starts from; default on "
+                   help="ImageNet VGG16 weights every model starts from (torchvision .pth, Caffe .caffemodel, or a "
+                   "name downloaded once: imagenet, vgg16-caffe); default on "
                    "synthetic data: `pixelwise pretrain` on the world's object crops (cached)")
     p.add_argument("--steps-scale", type=float, default=1.0,
                    help="multiply every training step count (pretraining included) by this")

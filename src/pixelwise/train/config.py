@@ -120,8 +120,9 @@ class TrainConfig:
                                  "every unpooling stage (0 = off, the paper; beyond the paper, see docs/reproduce.md)")
     num_classes: int | None = _f(None, "number of classes (default: the dataset's)")
     init_from: str | None = _f(None, "checkpoint whose tensors (matching name and shape) initialise the model")
-    backbone_weights: str | None = _f(None, "ImageNet VGG16 weights for the backbone (torchvision .pth or Caffe "
-                                      ".caffemodel); they set the input convention")
+    backbone_weights: str | None = _f(None, "ImageNet VGG16 weights for the backbone: a torchvision .pth or Caffe "
+                                      ".caffemodel, or a name downloaded once (imagenet, vgg16-caffe: `pixelwise weights "
+                                      "list`); they set the input convention")
     # -- data -----------------------------------------------------------------------------------
     dataset: str = _f("synthetic", f"dataset: {', '.join(DATASETS)}")
     data_root: str | None = _f(None, "dataset root folder (not needed for synthetic)")
