@@ -18,6 +18,10 @@ Three commands, each a whole process (start-up, imports, loading, every image, w
   preprocessing, forward under no_grad, argmax, ``NAME.png`` palette label mask.
 - ``pixelwise-cache-off``: ``pixelwise predict`` with ``PIXELWISE_ENGINE_CACHE=0``: the default
   without an engine cache (``channels_last``, as on a first run).
+- ``pixelwise-int8`` (``--int8``): ``pixelwise predict --engine int8``, after a one-time
+  ``pixelwise export --int8`` of the checkpoint (not timed; calibrated on 4 and checked on 2 other
+  random images of the same kind, ``--min-agreement 0``: the weights are random, so the guard's
+  verdict means nothing here). Issue 27's goal: >= 2.5x faster than the script.
 
 Each runs once as a warm-up, then ``--rounds`` interleaved rounds (the order reverses every
 round). Prints the median wall seconds, the ratio torchfcn / pixelwise (the issue's goal: >= 1.3)
@@ -42,7 +46,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 PEER_SCRIPT = HERE / "peer_torchfcn_predict.py"
-GOAL = 1.3  # the issue: pixelwise predict >= 1.3x faster than the pytorch-fcn script
+GOAL = 1.3  # issue 15: pixelwise predict >= 1.3x faster than the pytorch-fcn script
+GOAL_INT8 = 2.5  # issue 27: pixelwise predict --engine int8 >= 2.5x faster than the script
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -93,8 +98,8 @@ def pixelwise_command() -> list[str]:
 
 
 def commands(folder: Path, images: Path, ckpt: Path, pth: Path, torchfcn_path: Path | None,
-             threads: int | None) -> dict[str, tuple[list[str], dict]]:
-    """Return ``{name: (argv, env)}`` of the three compared commands (see the module docstring)."""
+             threads: int | None, int8: bool = False) -> dict[str, tuple[list[str], dict]]:
+    """Return ``{name: (argv, env)}`` of the compared commands (see the module docstring)."""
     env = dict(os.environ, PIXELWISE_CACHE=str(folder / "cache"))
     env.pop("PIXELWISE_ENGINE_CACHE", None)
     if threads:
@@ -104,12 +109,27 @@ def commands(folder: Path, images: Path, ckpt: Path, pth: Path, torchfcn_path: P
     peer = [sys.executable, str(PEER_SCRIPT), str(images), "--weights", str(pth), "--out", str(folder / "out" / "torchfcn")]
     if torchfcn_path is not None:
         peer += ["--torchfcn-path", str(torchfcn_path)]
-    return {
+    cmds = {
         "pixelwise": (predict + [str(folder / "out" / "pixelwise")], env),
         "torchfcn": (peer, env),
         "pixelwise-cache-off": (predict + [str(folder / "out" / "pixelwise-cache-off")],
                                 dict(env, PIXELWISE_ENGINE_CACHE="0")),
     }
+    if int8:
+        cmds["pixelwise-int8"] = (predict + [str(folder / "out" / "pixelwise-int8"), "--engine", "int8"], env)
+    return cmds
+
+
+def export_int8(folder: Path, ckpt: Path, size: int, env: dict) -> float:
+    """Build the checkpoint's int8 engine once (``pixelwise export --int8``, calibrated and checked
+    on random images of its own); return the seconds it took."""
+    calib, check = folder / "calibrate", folder / "check"
+    write_images(calib, 4, size, seed=1)
+    write_images(check, 2, size, seed=2)
+    argv = pixelwise_command() + ["export", "--int8", "--checkpoint", str(ckpt), "-o", str(folder / "fcn8s-int8.onnx"),
+                                  "--calibrate", str(calib), "--check", str(check), "--min-agreement", "0", "--quiet"]
+    seconds, _ = run_once(argv, env, folder / "export-int8.log")
+    return seconds
 
 
 def run_once(argv: list[str], env: dict, log: Path) -> tuple[float, float | None]:
@@ -173,7 +193,7 @@ def summarise(res: dict[str, dict]) -> dict:
                      "min_s": min(r["seconds"], default=None), "max_s": max(r["seconds"], default=None),
                      "peak_rss_mb": statistics.median(rss) if rss else None, **r}
     peer = out["torchfcn"]["median_s"]
-    for name in ("pixelwise", "pixelwise-cache-off"):
+    for name in (n for n in res if n != "torchfcn"):
         own = out[name]["median_s"]
         out[name]["speedup_vs_torchfcn"] = peer / own if peer and own else None
         # the ratio inside each round (adjacent runs), whose median is robust to load that changes between rounds
@@ -203,9 +223,18 @@ def report(summary: dict, info: dict) -> None:
         print(f"goal: pixelwise predict (second run) >= x{GOAL} faster than the pytorch-fcn script: "
               f"{'met' if x >= GOAL else 'missed'} (x{x:.2f} from the medians; {sum(v >= GOAL for v in rounds)} "
               f"of {len(rounds)} rounds at >= x{GOAL})")
+    x8 = summary.get("pixelwise-int8", {}).get("speedup_vs_torchfcn")
+    if x8:
+        rounds = summary["pixelwise-int8"]["round_speedups"]
+        print(f"goal: pixelwise predict --engine int8 >= x{GOAL_INT8} faster than the pytorch-fcn script: "
+              f"{'met' if x8 >= GOAL_INT8 else 'missed'} (x{x8:.2f} from the medians; "
+              f"{sum(v >= GOAL_INT8 for v in rounds)} of {len(rounds)} rounds at >= x{GOAL_INT8})")
     if info.get("agreement") is not None:
         print(f"labels: pixelwise and torchfcn agree on {100 * info['agreement']:.3f}% of the pixels "
               f"(worst image {100 * info['agreement_worst']:.3f}%)")
+    if info.get("agreement_int8") is not None:
+        print(f"labels: pixelwise --engine int8 and torchfcn agree on {100 * info['agreement_int8']:.3f}% of the "
+              f"pixels (worst image {100 * info['agreement_int8_worst']:.3f}%; random weights)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=10)
     p.add_argument("--size", type=int, default=500, help="image side (default 500)")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for every process (default: torch's)")
+    p.add_argument("--int8", action="store_true", help="also pixelwise predict --engine int8 (issue 27)")
     p.add_argument("--output", type=Path, default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
     if args.rounds < 0 or args.images < 1 or args.size < 1:
@@ -239,13 +269,17 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     images = folder / "images"
     write_images(images, args.images, args.size)
     ckpt, pth = write_weights(folder)
-    cmds = commands(folder, images, ckpt, pth, torchfcn_path, args.threads)
+    cmds = commands(folder, images, ckpt, pth, torchfcn_path, args.threads, args.int8)
+    export_s = export_int8(folder, ckpt, args.size, cmds["pixelwise"][1]) if args.int8 else None
     res = measure(cmds, args.rounds, folder / "logs")
     agree, worst = label_agreement(folder / "out" / "pixelwise", folder / "out" / "torchfcn")
     info = {"images": args.images, "size": args.size, "rounds": args.rounds, "cpu": cpu_model(),
             "cores": os.cpu_count(), "threads": args.threads or torch.get_num_threads(), "torch": torch.__version__,
-            "agreement": agree, "agreement_worst": worst,
+            "agreement": agree, "agreement_worst": worst, "int8_export_s": export_s,
             "commands": {n: " ".join(argv) for n, (argv, _) in cmds.items()}}
+    if args.int8:
+        info["agreement_int8"], info["agreement_int8_worst"] = label_agreement(folder / "out" / "pixelwise-int8",
+                                                                              folder / "out" / "torchfcn")
     summary = summarise(res)
     report(summary, info)
     if args.output:
