@@ -58,3 +58,4 @@ def test_world_stats_prints_one_row_per_world_and_class_count() -> None:
     out = run_script("world_stats.py", "--classes", "4", "--scenes", "3", "--size", "48", "--worlds", "scenes", "objects")
     rows = [line for line in out.splitlines() if line.startswith("| scenes") or line.startswith("| objects")]
     assert len(rows) == 2 and "objects / image" in out
+

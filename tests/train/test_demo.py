@@ -1,8 +1,13 @@
 """`pixelwise demo --quick`: the whole pipeline in seconds, deterministic per seed."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from pixelwise.cli import main
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def test_quick_demo_writes_report_and_figures(tmp_path, capsys):
@@ -34,6 +39,13 @@ def test_quick_demo_writes_report_and_figures(tmp_path, capsys):
     assert "pretraining the backbone" in err
     assert "proposals" in report and "IU by object size" in report
     assert all(results["results"][name]["size_buckets"] for name in shown)
+
+    # scripts/crf_variants.py (the CRF measurement the README cites) scores this demo's models
+    done = subprocess.run([sys.executable, str(SCRIPTS / "crf_variants.py"), str(out), "--quick"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| fcn8s", "| deconvnet", "| edeconvnet"))]
+    assert len(rows) == 15 and "without the smoothness kernel" in done.stdout
 
     # same seed, same numbers; the second run takes the backbone from the cache
     again = tmp_path / "again"
