@@ -58,6 +58,11 @@ INT8_GUARD_META = "int8_guard"
 
 QUANT_FORMAT = 1  # bump when the quantization recipe changes: old cache entries then miss
 
+CALIBRATIONS = ("minmax", "percentile", "entropy")
+"""How activation ranges come from the calibration inputs: their min and max, the 99.999th
+percentile of |x| (outliers clipped) or the range that minimises the KL divergence (ONNX Runtime's
+calibrators)."""
+
 
 @dataclass(frozen=True)
 class QuantSettings:
@@ -65,16 +70,20 @@ class QuantSettings:
 
     float_parts: tuple[str, ...] = ()
     per_channel: bool = True
+    calibration: str = "minmax"
 
     def __post_init__(self) -> None:
         bad = [p for p in self.float_parts if p not in PARTS]
         if bad:
             raise PixelwiseError(f"unknown network part {', '.join(bad)}; valid: {', '.join(PARTS)}")
+        if self.calibration not in CALIBRATIONS:
+            raise PixelwiseError(f"unknown calibration {self.calibration!r}; valid: {', '.join(CALIBRATIONS)}")
 
     def to_dict(self) -> dict:
         """Return the settings as JSON-ready values (part of the engine-cache key)."""
         return {"float_parts": sorted(self.float_parts), "per_channel": self.per_channel,
-                "activations": "uint8", "weights": "int8", "format": "QDQ", "recipe": QUANT_FORMAT}
+                "calibration": self.calibration, "activations": "uint8", "weights": "int8", "format": "QDQ",
+                "recipe": QUANT_FORMAT}
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ def quantize_graph(raw: Path, out: Path, calibration: Calibration, settings: Qua
     """Write the int8 graph of the fp32 graph ``raw`` to ``out`` (pre-processed, calibrated on
     ``calibration``, nodes of the float parts excluded; ``part_of(module_path)`` names a node's part)."""
     import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.registry import QDQRegistry
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -190,7 +199,9 @@ def quantize_graph(raw: Path, out: Path, calibration: Calibration, settings: Qua
             str(pre), str(out), _Reader(calibration, INPUT_NAME), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=ops, per_channel=settings.per_channel,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-            extra_options={"CalibStridedMinMax": 1},
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                              "entropy": CalibrationMethod.Entropy}[settings.calibration],
+            extra_options={"CalibStridedMinMax": 1},  # one input at a time (every calibrator merges)
         )
 
 
