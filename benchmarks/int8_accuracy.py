@@ -6,10 +6,11 @@
 For each checkpoint, exactly what ``pixelwise export --int8`` does (:func:`pixelwise.inference.int8.build_int8`:
 calibration on ``--calibrate-images`` images of the checkpoint's training split, the guard on
 ``--check-images`` held-out images of its validation split, DeconvNet on its default proposals),
-once per variant: everything quantized (the engine's default), then with one part kept in float
-(``scores``: the 1x1 class scorers; ``encoder``: VGG16 with fc6/fc7; ``decoder``: DeconvNet's
-deconv-fc6 and transposed convolutions). Prints, per variant, the label agreement with fp32 and the
-mean IU of both on the held-out images. Runs in a private engine cache (the user's is untouched).
+once per variant: the engine's default (the class scorers in float), everything quantized, then
+the default with one more part in float (``encoder``: VGG16 with fc6/fc7; ``decoder``:
+DeconvNet's deconv-fc6 and transposed convolutions). Prints, per variant, the label agreement with
+fp32 and the mean IU of both on the held-out images. Runs in a private engine cache (the user's is
+untouched).
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from pixelwise.fast.int8 import QuantSettings
+
 
 def variants(family: str) -> list[tuple[str, ...]]:
-    """The parts kept in float, one variant each: none first (the engine as it ships)."""
-    parts = [(), ("scores",), ("encoder",)]
-    return parts + [("decoder",)] if family == "deconvnet" else parts
+    """The parts kept in float, one variant each: the engine's default first."""
+    default = QuantSettings().float_parts
+    parts = [default, (), (*default, "encoder")]
+    return parts + [(*default, "decoder")] if family == "deconvnet" else parts
 
 
 def measure(path: Path, args: argparse.Namespace) -> list[dict]:
     """One row per variant of checkpoint ``path``."""
     from pixelwise.checkpoint import load_checkpoint, model_from_checkpoint
-    from pixelwise.fast.int8 import QuantSettings
     from pixelwise.inference.int8 import build_int8, data_samples, default_proposals
 
     ckpt = load_checkpoint(path)
@@ -53,10 +56,10 @@ def measure(path: Path, args: argparse.Namespace) -> list[dict]:
                      "calibration": result.calibration, **report.to_dict(),
                      "seconds": time.perf_counter() - start})
         change = report.miou_change
-        print(f"{path} [{'+'.join(parts) or 'all int8'}]: agreement {100 * report.agreement:.2f} %, mean IU "
+        print(f"{path} [float: {'+'.join(parts) or 'none'}]: agreement {100 * report.agreement:.2f} %, mean IU "
               f"{100 * report.miou_fp32:.2f} -> {100 * report.miou_int8:.2f} ({change:+.2f} points) on "
               f"{report.source} ({report.images} images)" if change is not None else
-              f"{path} [{'+'.join(parts) or 'all int8'}]: agreement {100 * report.agreement:.2f} %", flush=True)
+              f"{path} [float: {'+'.join(parts) or 'none'}]: agreement {100 * report.agreement:.2f} %", flush=True)
     return rows
 
 

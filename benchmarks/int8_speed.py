@@ -14,8 +14,8 @@ Each round measures, in an order that reverses every round, the 3x3 conv peaks (
 of PyTorch's layouts, :func:`pixelwise.bench.peak.conv_gflops`; int8: four such convs quantized as
 the engine does, :func:`pixelwise.bench.peak.int8_conv_gflops`) and one call of every engine of
 every case; the medians over the rounds are reported with the share of each precision's peak.
-``--parts`` adds int8 variants that keep one part of the network in float (what quantizing each
-part gains in time); ``--torch-int8`` adds PyTorch's own int8 path for FCN-8s (FX graph mode, x86
+``--parts`` adds int8 variants: everything quantized, and the default (class scorers in float) with
+the encoder or DeconvNet's decoder in float too (what quantizing each part gains in time); ``--torch-int8`` adds PyTorch's own int8 path for FCN-8s (FX graph mode, x86
 backend, on the backbone: the FCN head's size-dependent crops do not trace) to compare the two
 int8 paths. The int8 engines are calibrated on 2 random inputs of the network's input size.
 """
@@ -70,10 +70,11 @@ def torch_fx_int8(model: torch.nn.Module, calibration) -> Callable:
 def engines_of(case: Case, parts: bool, torch_int8: bool) -> dict[str, Callable[[], torch.Tensor]]:
     """``{name: zero-argument step}`` of every engine measured on ``case`` (set-up timed and printed)."""
     names = ["channels_last", "onnxruntime", "int8"] if case.model == "fcn8s" else ["channels_last", "int8"]
-    variants = {"int8": QuantSettings()}
+    variants = {"int8": QuantSettings()}  # the class scorers in float
     if parts:
-        float_parts = [("scores",), ("encoder",)] + ([("decoder",)] if case.model == "deconvnet" else [])
-        variants.update({f"int8 ({'+'.join(p)} float)": QuantSettings(float_parts=p) for p in float_parts})
+        default = QuantSettings().float_parts
+        float_parts = [(), (*default, "encoder")] + ([(*default, "decoder")] if case.model == "deconvnet" else [])
+        variants.update({f"int8 (float: {'+'.join(p) or 'none'})": QuantSettings(float_parts=p) for p in float_parts})
     steps = {}
     for name in names[:-1] + list(variants):
         start = time.perf_counter()
