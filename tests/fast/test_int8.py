@@ -108,6 +108,7 @@ def test_export_int8_then_predict(tmp_path, capsys):
     assert main([*args, "--min-agreement", "0.5"]) == 0
     text = capsys.readouterr().out
     assert "calibrated on synthetic/train (2 images" in text and "guard: label agreement" in text
+    assert json.loads(read_metadata(out)["int8"])["settings"]["float_parts"] == ["scores"]  # the default
     guard = json.loads(read_metadata(out)["int8_guard"])
     assert guard["accepted"] and guard["guard"]["source"] == "synthetic/val" and guard["guard"]["miou_int8"] is not None
     image = tmp_path / "scene.png"

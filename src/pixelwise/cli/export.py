@@ -61,9 +61,9 @@ def _add_int8_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--check-images", type=int, default=20, metavar="N", help="held-out images [default 20]")
     g.add_argument("--min-agreement", type=float, default=0.99, metavar="F",
                    help="refuse the int8 engine when its labels agree with fp32 on fewer pixels [default 0.99]")
-    g.add_argument("--float-parts", default="", metavar="PARTS",
-                   help="parts kept in float, comma-separated: encoder, scores, upsampling, decoder [default: none]; "
-                        "slower, closer to fp32 (benchmarks/README.md measures each)")
+    g.add_argument("--float-parts", default=None, metavar="PARTS",
+                   help="parts kept in float, comma-separated: encoder, scores, upsampling, decoder, or none "
+                        "[default: scores]; more is slower and closer to fp32 (benchmarks/README.md measures each)")
     g.add_argument("--proposals", default=None, choices=("selective-search", "sliding", "none"),
                    help="DeconvNet: proposals to calibrate and check on [default: selective-search, as predict]")
     g.add_argument("--data-root", default=None, metavar="DIR", help="dataset root [default: the checkpoint's]")
@@ -126,7 +126,8 @@ def _run_int8(args: argparse.Namespace) -> int:
     from pixelwise.fileio import ensure_writable_file
     from pixelwise.inference.int8 import build_int8, data_samples, default_proposals
 
-    quant = QuantSettings(float_parts=tuple(p for p in args.float_parts.split(",") if p))
+    quant = QuantSettings() if args.float_parts is None else QuantSettings(
+        float_parts=tuple(p for p in args.float_parts.split(",") if p not in ("", "none")))
     if args.calibrate_images < 1 or args.check_images < 1 or not 0 <= args.min_agreement <= 1:
         raise PixelwiseError("--calibrate-images and --check-images must be >= 1, --min-agreement in [0, 1]")
     ensure_writable_file(args.output)
@@ -153,7 +154,7 @@ def _print_int8(result, args: argparse.Namespace) -> int:
     if not result.accepted:
         print(f"pixelwise export: int8 refused: label agreement {100 * result.report.agreement:.2f} % < "
               f"{100 * args.min_agreement:.2f} % (--min-agreement); {args.output} not written, the model keeps its "
-              "fp32 engine (--float-parts encoder keeps more of it exact)", file=sys.stderr)
+              "fp32 engine (--float-parts scores,encoder keeps more of it exact)", file=sys.stderr)
         return 1
     print(f"wrote {result.output} (int8, {result.output.stat().st_size / 2**20:.1f} MiB); in the engine cache for "
           "--engine int8")
