@@ -160,7 +160,8 @@ def _run(out: Path, seed: int, quick: bool, threads: int, progress: bool, settin
     timings["total"] = time.perf_counter() - t0
     summary = {"settings": asdict(s), "seed": seed, "timings_s": timings, "results": results,
                "class_names": evaluated["class_names"], "mean_boxes": evaluated["mean_boxes"],
-               "proposal_recall": evaluated["proposal_recall"], "claims": claim_checks({seed: evaluated["models"]}, DEMO_CLAIMS),
+               "proposal_recall": evaluated["proposal_recall"],
+               "claims": claim_checks({seed: evaluated["models"]}, DEMO_CLAIMS),
                "backbone": backbone, "machine": machine(threads), "collapsed": evaluated.get("collapsed", {})}
     (out / "results.json").write_text(to_json(summary, indent=1), encoding="utf-8")
     (out / "report.md").write_text(_report(summary, s, seed, quick), encoding="utf-8")
@@ -186,8 +187,8 @@ def _figures(out: Path, evaluated: dict, s: DemoSettings) -> None:
 
     grid = evaluated["grid"]
     columns = {"truth": grid["truth"], **{name_of(k): grid[k] for k in SHOWN}}
-    save_figure(comparison_grid(grid["image"], columns, evaluated["class_names"], evaluated["palette"], cell_size=1.8),
-                out / "predictions.png")
+    figure = comparison_grid(grid["image"], columns, evaluated["class_names"], evaluated["palette"], cell_size=1.8)
+    save_figure(figure, out / "predictions.png")
     _curves(out, s)
 
 
@@ -221,7 +222,8 @@ def _report(summary: dict, s: DemoSettings, seed: int, quick: bool) -> str:
         f"Wall time: {t['total']:.0f} s (backbone {t['pretrain']:.0f} s, FCN {t['fcn']:.0f} s, DeconvNet "
         f"{t['deconvnet']:.0f} s, evaluation and report {t['report']:.0f} s)",
         "",
-        f"Data: the built-in `{DEFAULT_WORLD}` world, {s.image_size}x{s.image_size} px, {s.train_images} training scenes, "
+        f"Data: the built-in `{DEFAULT_WORLD}` world, {s.image_size}x{s.image_size} px, {s.train_images} training "
+        "scenes, "
         f"{s.val_images} validation scenes, {len(names)} classes ({', '.join(names)}). Backbone: `{summary['backbone']}`.",
         "",
         "## Results (validation scenes)",
