@@ -386,11 +386,18 @@ def _prepare_single(work: ModelInterface, name: str, source: ModelInterface, dev
 def _prepare_ensemble(model: ModelInterface, engine: str, precision: str, dev: torch.device, images: int | None,
                       copy: bool, threads: int | None) -> PreparedModel:
     """Prepare each EDeconvNet member with its own engine; combine their fp32 scores."""
-    from pixelwise.models.ensemble import EDeconvNet
-
     kwargs = dict(engine=engine, precision=precision, device=dev, images=images, copy=copy, threads=threads)
     fcn = prepare_for_inference(model.fcn, **kwargs)
     deconv = prepare_for_inference(model.deconvnet, **kwargs)
-    shell = EDeconvNet(fcn, deconv, mode=model.mode).eval()
-    name = f"fcn:{fcn.engine}+deconvnet:{deconv.engine}"
-    return PreparedModel(shell, engine=name, source=model, device=dev, convert_input=False)
+    return ensemble_engine(model, fcn, deconv, dev)
+
+
+def ensemble_engine(model: ModelInterface, fcn: PreparedModel, deconvnet: PreparedModel,
+                    device: torch.device) -> PreparedModel:
+    """Return the EDeconvNet ``model`` run by the prepared members ``fcn`` and ``deconvnet`` (their
+    fp32 scores combined as ``model.mode`` says), e.g. each member's own int8 engine."""
+    from pixelwise.models.ensemble import EDeconvNet
+
+    shell = EDeconvNet(fcn, deconvnet, mode=model.mode).eval()
+    name = f"fcn:{fcn.engine}+deconvnet:{deconvnet.engine}"
+    return PreparedModel(shell, engine=name, source=model, device=device, convert_input=False)

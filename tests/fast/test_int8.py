@@ -17,6 +17,7 @@ from pixelwise.fast.deconv import as_conv, transposed_as_conv
 from pixelwise.fast.int8 import Calibration, QuantSettings, base_key, int8_key
 from pixelwise.fast.onnx import onnxruntime_available
 from pixelwise.inference.int8 import build_int8
+from pixelwise.inference.loading import ModelRequest, load_inference_model
 from pixelwise.optimize import prepare_for_inference
 from pixelwise.weights.onnx_export import read_metadata
 
@@ -98,24 +99,38 @@ def test_guard_refuses_and_fp32_keeps_running(capsys):
         prepare_for_inference(_model("fcn8s", seed=4), engine="int8")
 
 
-def test_export_int8_then_predict(tmp_path, capsys):
-    model = _model("fcn8s")
+def _export(tmp_path, name: str, *extra: str) -> tuple:
+    """A checkpoint of a tiny randomised ``name`` trained (says its config) on tiny scenes, and the
+    arguments of ``export --int8`` for it (2 calibration, 2 held-out images)."""
+    torch.manual_seed(0)
+    options = {"input_size": 96, "deep_supervision": True} if name == "deconvnet" else {}
+    model = randomise(pixelwise.create_model(name, num_classes=4, width=0.0625, **options), 0).eval()
     config = {"dataset": "synthetic", "data_options": SCENE, "train_split": "train", "val_split": "val"}
-    ckpt = save_checkpoint(tmp_path / "fcn8s.pt", make_checkpoint(model, config=config))
-    out = tmp_path / "fcn8s-int8.onnx"
-    args = ["export", "--int8", "--checkpoint", str(ckpt), "-o", str(out), "--calibrate-images", "2",
-            "--check-images", "2", "--quiet"]
+    ckpt = save_checkpoint(tmp_path / f"{name}.pt", make_checkpoint(model, config=config))
+    out = tmp_path / f"{name}-int8.onnx"
+    return ckpt, out, ["export", "--int8", "--checkpoint", str(ckpt), "-o", str(out), "--calibrate-images", "2",
+                       "--check-images", "2", "--quiet", *extra]
+
+
+def test_export_int8_then_predict_a_pair(tmp_path, capsys):
+    fcn, out, args = _export(tmp_path, "fcn8s")
     assert main([*args, "--min-agreement", "0.5"]) == 0
     text = capsys.readouterr().out
     assert "calibrated on synthetic/train (2 images" in text and "guard: label agreement" in text
     assert json.loads(read_metadata(out)["int8"])["settings"]["float_parts"] == ["scores"]  # the default
     guard = json.loads(read_metadata(out)["int8_guard"])
     assert guard["accepted"] and guard["guard"]["source"] == "synthetic/val" and guard["guard"]["miou_int8"] is not None
+    deconv, _, args_d = _export(tmp_path, "deconvnet", "--proposals", "sliding", "--min-agreement", "0")
+    assert main(args_d) == 0
     image = tmp_path / "scene.png"
     write_image(image, np.asarray(build_dataset("synthetic", split="test", **SCENE)[0]["image"]))
-    assert main(["predict", "--checkpoint", str(ckpt), "--engine", "int8", "--device", "cpu", str(image),
-                 "--out", str(tmp_path / "pred")]) == 0
+    # the EDeconvNet's members run their own checkpoints' int8 engines (the DeconvNet's deep
+    # supervision, which the ensemble drops, does not stand in the way)
+    assert main(["predict", "--fcn", str(fcn), "--deconvnet", str(deconv), "--engine", "int8", "--device", "cpu",
+                 "--proposals", "sliding", str(image), "--out", str(tmp_path / "pred")]) == 0
     assert json.loads((tmp_path / "pred" / "scene.json").read_text())["classes"]
+    pair = load_inference_model(ModelRequest(fcn=str(fcn), deconvnet=str(deconv), engine="int8"))
+    assert pair.engine == "fcn:int8+deconvnet:int8"
     capsys.readouterr()
     assert main([*args, "--min-agreement", "1.0"]) in (0, 1)  # refused unless int8 matches every pixel
     err = capsys.readouterr().err

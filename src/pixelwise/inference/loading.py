@@ -12,13 +12,13 @@ did not have it, so that later runs start on the faster engine.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from pixelwise.errors import PixelwiseError
-from pixelwise.optimize import PreparedModel, load_onnx_model, prepare_for_inference
+from pixelwise.optimize import PreparedModel, ensemble_engine, load_onnx_model, prepare_for_inference
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ def load_inference_model(request: ModelRequest, *, images: int | None = None) ->
     whose ``auto`` engine is cached is not loaded at all."""
     if request.checkpoint is not None and str(request.checkpoint).endswith(".onnx"):
         return load_onnx_model(request.checkpoint)
+    if request.engine == "int8" and request.checkpoint is None and request.model is None:
+        return _int8_pair(request)
     cached = _cached_engine(request)
     if cached is not None:
         return cached
@@ -57,6 +59,15 @@ def load_inference_model(request: ModelRequest, *, images: int | None = None) ->
 
         remember_checkpoint(request.checkpoint, prepared.cache_key)  # the next run skips loading the checkpoint
     return prepared
+
+
+def _int8_pair(request: ModelRequest) -> PreparedModel:
+    """The EDeconvNet of ``request``'s two checkpoints, each member run by the int8 engine
+    ``pixelwise export --int8`` built for its own checkpoint (or fp32 where that was refused)."""
+    model = _build_model(request)  # checks that the two fit together
+    members = [load_inference_model(replace(request, checkpoint=path, fcn=None, deconvnet=None))
+               for path in (request.fcn, request.deconvnet)]
+    return ensemble_engine(model, *members, request.device)
 
 
 def _build_model(request: ModelRequest) -> nn.Module:

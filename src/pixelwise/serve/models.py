@@ -91,11 +91,12 @@ def _run_file(folder: Path) -> Path | None:
     return next((folder / name for name in RUN_FILES if (folder / name).is_file()), None)
 
 
-def _prepare(model: nn.Module, device, engine: str = "auto") -> PreparedModel:
-    from pixelwise.optimize import prepare_for_inference
+def _load(device, engine: str, **sources) -> PreparedModel:
+    """The model ``sources`` name (``checkpoint=``, or ``fcn=`` and ``deconvnet=`` with
+    ``ensemble_mode=``) as ``pixelwise predict`` loads it, run by ``engine``."""
+    from pixelwise.inference.loading import ModelRequest, load_inference_model
 
-    model = model.to(device).eval()
-    return prepare_for_inference(model, engine=engine, precision="fp32", device=device, copy=False)
+    return load_inference_model(ModelRequest(device=device, engine=engine, precision="fp32", **sources))
 
 
 def _served(model: PreparedModel, label: str, source: str) -> ServedModel:
@@ -123,28 +124,16 @@ def _label(model: PreparedModel, source: str) -> str:
 def load_checkpoint_model(path: str | Path, device, engine: str = "auto") -> ServedModel:
     """Load one checkpoint (``.pt``, ``.onnx`` or a run folder) as a :class:`ServedModel` run by
     ``engine`` (``int8``: the engine ``pixelwise export --int8`` made for it)."""
-    from pixelwise.checkpoint import load_model
-
     file = run_checkpoint(path)
-    if file.suffix.lower() == ".onnx":
-        from pixelwise.optimize import load_onnx_model
-
-        model = load_onnx_model(str(file))
-    else:
-        model = _prepare(load_model(file), device, engine)
+    model = _load(device, engine, checkpoint=str(file))
     return _served(model, _label(model, str(file)), str(file))
 
 
 def load_pair(fcn: str | Path, deconvnet: str | Path, device, *, mode: str = "mean", engine: str = "auto") -> ServedModel:
     """Load an FCN-8s and a DeconvNet checkpoint (files or run folders) as one EDeconvNet, each
     member run by ``engine``."""
-    from pixelwise.checkpoint import load_model
-    from pixelwise.models.assemble import build_edeconvnet
-
     fcn_file, deconv_file = run_checkpoint(fcn), run_checkpoint(deconvnet)
-    model = build_edeconvnet(load_model(fcn_file), load_model(deconv_file), mode=mode,
-                             fcn_source=str(fcn_file), deconvnet_source=str(deconv_file))
-    model = _prepare(model, device, engine)
+    model = _load(device, engine, fcn=str(fcn_file), deconvnet=str(deconv_file), ensemble_mode=mode)
     source = f"{fcn_file} + {deconv_file}"
     return _served(model, f"EDeconvNet ({mode}) · {source}", source)
 
