@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from pixelwise.serve.load import stop_server
 
 
 def start_server(args: argparse.Namespace, port: int, log: Path) -> tuple[subprocess.Popen, list[str]]:
@@ -61,17 +62,6 @@ def start_server(args: argparse.Namespace, port: int, log: Path) -> tuple[subpro
             sys.exit(f"pixelwise serve did not answer within 180 s:\n{log.read_text()}")
         time.sleep(0.5)
     return proc, re.findall(r"^pixelwise serve: model (.+)$", log.read_text(), flags=re.M)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Stop the server as a user does (Ctrl-C), killing it if it does not stop."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def write_scenes(folder: Path, count: int, size: int) -> list[Path]:

@@ -8,7 +8,6 @@ import io
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from pixelwise.serve.load import free_port, stop_server
 
 names = ["background", "disc", "square", "triangle"]
 NAMES = set(names)
@@ -36,8 +37,6 @@ def server(serve_ckpts, tmp_path):
     """``pixelwise serve`` in a subprocess (FCN-8s first, then the EDeconvNet of the pair); yields
     ``(url, log path)``; stopped with Ctrl-C (SIGINT) at the end."""
     pytest.importorskip("gradio")
-    from pixelwise.serve.load import free_port
-
     port = free_port()
     log = tmp_path / "serve.log"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
@@ -63,13 +62,7 @@ def server(serve_ckpts, tmp_path):
             time.sleep(0.3)
         yield url, log
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_server(proc, timeout=15)
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ it against the demo's models; a few-second version runs in the tests.
 from __future__ import annotations
 
 import itertools
+import signal
 import socket
 import statistics
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -53,6 +55,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a ``pixelwise serve`` process as a user does (Ctrl-C), killing it after ``timeout`` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def rss_mb(pid: int) -> float | None:
