@@ -32,7 +32,14 @@ def test_concurrent_clients_are_served_without_errors(page, scene_png, tmp_path)
     from pixelwise.serve.load import Request, run_load
 
     url, label = page
-    report = run_load(url, [Request(scene_png[0], label)], clients=3, seconds=60, max_requests=6, pid=os.getpid())
+    # six different pictures (the scene rolled): identical concurrent outputs would share gradio's
+    # content-addressed cache file, which gradio may rewrite while another client downloads it
+    scenes = []
+    for i in range(6):
+        scenes.append(tmp_path / f"scene{i}.png")
+        Image.fromarray(np.roll(scene_png[1], 13 * i, axis=1)).save(scenes[-1])
+    report = run_load(url, [Request(s, label) for s in scenes], clients=3, seconds=60, max_requests=6,
+                      pid=os.getpid())
     assert report.served == 6 and not report.errors, report.lines()
     assert 0 < report.percentile(50) <= report.percentile(95)
     assert report.rss and report.to_dict()["peak_mb"] > 0
