@@ -177,6 +177,16 @@ def _blob(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return out
 
 
+def _visible_look(draw, inside: np.ndarray, below: np.ndarray) -> np.ndarray:
+    """Return ``draw()``'s ``(h, w, 3)`` look, drawn again (up to 4 draws in all) while its mean over
+    ``inside`` is within 60 of ``below`` (the colour it covers), so that objects stay visible."""
+    for _attempt in range(4):
+        tex = draw()
+        if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
+            break
+    return tex
+
+
 class SyntheticShapes:
     """Procedural shapes-on-texture scenes (design in the module docstring).
 
@@ -346,20 +356,13 @@ class SyntheticShapes:
         """Return the ``(h, w, 3)`` appearance of ``obj`` over its box (the caller keeps ``inside``)."""
         h, w = self.size
         if self.world == "scenes":
-            for _attempt in range(4):  # redraw a look too close to what the object covers
-                tex = scene_texture(rng, obj.cls, u, v, obj.r)
-                if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
-                    break
-            return tex
+            return _visible_look(lambda: scene_texture(rng, obj.cls, u, v, obj.r), inside, below)
         style = CLASS_STYLES[obj.cls - 1] if self.world == "objects" else None
-        for _attempt in range(4):
-            if style is None:
-                tex = _texture(rng, ys, xs, (h, w))
-            else:
-                tex = styled_texture(rng, ys, xs, obj.r, style)
-            tex = np.broadcast_to(tex, inside.shape + (3,))
-            if np.linalg.norm(tex[inside].mean(axis=0) - below) >= 60:
-                break
+        if style is None:
+            draw = lambda: _texture(rng, ys, xs, (h, w))  # noqa: E731
+        else:
+            draw = lambda: styled_texture(rng, ys, xs, obj.r, style)  # noqa: E731
+        tex = _visible_look(lambda: np.broadcast_to(draw(), inside.shape + (3,)), inside, below)
         if style is None:
             return tex
         part = choose_part(rng, style)
